@@ -1,0 +1,188 @@
+import type { Readable } from 'node:stream';
+
+/** Cloudinary resource types; audio counts as `video`. */
+export type ResourceType = 'image' | 'video' | 'raw';
+
+/** One listing the enumerator walks: every asset of one resource type in one delivery type. */
+export interface Listing {
+  resourceType: ResourceType;
+  deliveryType: string;
+}
+
+/** Identity of an asset at the source. */
+export interface AssetRef {
+  resourceType: ResourceType;
+  deliveryType: string;
+  publicId: string;
+}
+
+/** One asset as a listing page describes it. */
+export interface SourceAsset extends AssetRef {
+  assetId: string;
+  /** Upload timestamp; a new version means new content. */
+  version: number;
+  format?: string;
+  bytes: number;
+  /** MD5 hex of the stored original, when the source tells it. */
+  etag?: string;
+  createdAt: string;
+  tags?: string[];
+  context?: Record<string, unknown>;
+  metadata?: Record<string, unknown>;
+  secureUrl?: string;
+}
+
+export interface RateLimit {
+  limit: number;
+  remaining: number;
+  resetAt: Date;
+}
+
+export interface SourcePage {
+  assets: SourceAsset[];
+  nextCursor?: string;
+  rateLimit?: RateLimit;
+}
+
+export interface OpenedAsset {
+  stream: Readable;
+  /** Length announced by the server, when it announced one. */
+  length?: number;
+}
+
+/** Port: where assets come from (Cloudinary). */
+export interface AssetSource {
+  listPage(listing: Listing, cursor: string | undefined): Promise<SourcePage>;
+  /** Opens the original (never a derivative) as a stream, from `offset` when given. */
+  open(asset: SourceAsset, options?: { signal?: AbortSignal; offset?: number }): Promise<OpenedAsset>;
+}
+
+export interface PutOptions {
+  metadata: Record<string, string>;
+  contentType?: string;
+  /** Set on the object's creation time (local stores set the file time). */
+  createdAt?: string;
+  signal?: AbortSignal;
+}
+
+export interface PutResult {
+  key: string;
+  versionId?: string;
+  bytes: number;
+  md5: string;
+}
+
+export interface StoredObject {
+  key: string;
+  bytes: number;
+  /** MD5 hex recorded in the object's metadata. */
+  md5?: string;
+  metadata: Record<string, string>;
+  versionId?: string;
+  lastModified?: Date;
+  storageClass?: string;
+}
+
+/** Port: where copies go (S3 bucket or a local folder). */
+export interface ObjectStore {
+  /**
+   * Streams `body` to `key`. The object becomes visible only if the body ends without error:
+   * a stream that fails (a checksum mismatch, a reset) leaves no object behind.
+   */
+  put(key: string, body: Readable, options: PutOptions): Promise<PutResult>;
+  head(key: string): Promise<StoredObject | undefined>;
+  list(prefix: string): AsyncIterable<StoredObject>;
+  get(key: string, range?: { start: number; end?: number }): Promise<Readable>;
+}
+
+export type AssetStatus = 'replicated' | 'failed' | 'deleted-at-source';
+
+export interface AssetState extends AssetRef {
+  /** State key: `<resource_type>/<type>/<public_id>`. */
+  id: string;
+  assetId?: string;
+  version: number;
+  bytes: number;
+  md5?: string;
+  objectKey: string;
+  objectVersionId?: string;
+  status: AssetStatus;
+  replicatedAt?: string;
+  lastSeenRun?: string;
+  deletedAt?: string;
+  attempts: number;
+  lastError?: string;
+}
+
+export type RunPhase = 'listing' | 'waiting' | 'finalizing' | 'completed' | 'failed';
+
+export interface RunCounters {
+  listed: number;
+  enqueued: number;
+  skipped: number;
+  replicated: number;
+  failed: number;
+  deleted: number;
+  bytes: number;
+  adminCalls: number;
+}
+
+export interface ListingProgress {
+  cursor?: string;
+  pages: number;
+  done: boolean;
+}
+
+export interface RunRecord {
+  runId: string;
+  phase: RunPhase;
+  /** Keyed by `<resource_type>/<type>`. */
+  listings: Record<string, ListingProgress>;
+  counters: RunCounters;
+  startedAt: string;
+  updatedAt: string;
+  finishedAt?: string;
+  /** When a paused run should continue (rate-limit reset or deadline). */
+  resumeAt?: string;
+  error?: string;
+}
+
+/** Port: what has been copied (DynamoDB table or a local database). */
+export interface StateStore {
+  getMany(ids: string[]): Promise<Map<string, AssetState>>;
+  /**
+   * Records a replicated asset. Conditional: a state holding a newer version is never
+   * overwritten; returns false when the stored version is newer.
+   */
+  recordReplicated(state: AssetState): Promise<boolean>;
+  /** Records a failed attempt without touching a replicated copy of an older version. */
+  recordFailure(ref: AssetRef & { version: number; bytes: number; objectKey: string }, error: string): Promise<void>;
+  markDeleted(ids: string[], at: string): Promise<void>;
+  listAssets(): AsyncIterable<AssetState>;
+  getRun(runId: string): Promise<RunRecord | undefined>;
+  /** Writes the run record; `expectedUpdatedAt` makes the write conditional (optimistic lock). */
+  putRun(run: RunRecord, expectedUpdatedAt?: string): Promise<void>;
+  latestRun(): Promise<RunRecord | undefined>;
+}
+
+/** A message on the work queue: one asset to copy. */
+export interface WorkItem {
+  runId: string;
+  asset: SourceAsset;
+}
+
+export interface ReceivedWork {
+  item: WorkItem;
+  receiptHandle: string;
+  receiveCount: number;
+  messageId: string;
+}
+
+/** Port: the fan-out between enumerate and replicate. */
+export interface WorkQueue {
+  sendBatch(items: WorkItem[]): Promise<void>;
+  receive(max: number, waitSeconds?: number): Promise<ReceivedWork[]>;
+  ack(work: ReceivedWork): Promise<void>;
+  /** Makes a failed message visible again after `delaySeconds`. */
+  retryLater(work: ReceivedWork, delaySeconds: number): Promise<void>;
+}
