@@ -9,7 +9,9 @@ const UNSAFE_CHARS = /[%\u0000-\u001f\u007f\\:*?"<>|#]/gu;
 const HASHED_SEGMENT = '#hashed';
 
 function escapeChar(ch: string): string {
-  return [...Buffer.from(ch, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
+  return [...Buffer.from(ch, 'utf8')]
+    .map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`)
+    .join('');
 }
 
 function encodeSegment(segment: string): string {
@@ -82,7 +84,8 @@ export function decodeObjectKey(key: string): DecodedKey | undefined {
   const [resourceType, deliveryType, ...rest] = key.slice(ASSETS_PREFIX.length).split('/');
   if (!resourceType || !deliveryType || rest.length === 0) return undefined;
   const path = rest.join('/');
-  if (rest[0] === HASHED_SEGMENT) return { resourceType, deliveryType: decodeURIComponent(deliveryType), hashed: true };
+  if (rest[0] === HASHED_SEGMENT)
+    return { resourceType, deliveryType: decodeURIComponent(deliveryType), hashed: true };
   return {
     resourceType,
     deliveryType: decodeURIComponent(deliveryType),

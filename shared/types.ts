@@ -156,7 +156,10 @@ export interface StateStore {
    */
   recordReplicated(state: AssetState): Promise<boolean>;
   /** Records a failed attempt without touching a replicated copy of an older version. */
-  recordFailure(ref: AssetRef & { version: number; bytes: number; objectKey: string }, error: string): Promise<void>;
+  recordFailure(
+    ref: AssetRef & { version: number; bytes: number; objectKey: string },
+    error: string,
+  ): Promise<void>;
   markDeleted(ids: string[], at: string): Promise<void>;
   listAssets(): AsyncIterable<AssetState>;
   getRun(runId: string): Promise<RunRecord | undefined>;

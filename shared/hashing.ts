@@ -1,0 +1,67 @@
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import { IntegrityError } from './errors.js';
+
+export interface Expected {
+  bytes?: number;
+  /** MD5 hex; compared case-insensitively. */
+  md5?: string;
+}
+
+/**
+ * Passes bytes through while counting them and computing their MD5. When the input ends it
+ * checks them against what was expected and fails the stream on any difference, so a consumer
+ * that commits only on a clean end (multipart complete, rename) never commits wrong bytes.
+ */
+export class VerifyingStream extends Transform {
+  private readonly hash: Hash = createHash('md5');
+  private count = 0;
+  private digest?: string;
+
+  constructor(
+    private readonly expected: Expected = {},
+    private readonly label = 'asset',
+  ) {
+    super();
+  }
+
+  get bytes(): number {
+    return this.count;
+  }
+
+  /** The MD5 hex of everything that passed; available once the stream has ended. */
+  get md5(): string {
+    if (this.digest === undefined) throw new Error('MD5 read before the stream ended');
+    return this.digest;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.count += chunk.length;
+    if (this.expected.bytes !== undefined && this.count > this.expected.bytes) {
+      callback(
+        new IntegrityError(
+          `${this.label}: received more than the ${this.expected.bytes} bytes the source listed`,
+        ),
+      );
+      return;
+    }
+    this.hash.update(chunk);
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.digest = this.hash.digest('hex');
+    const { bytes, md5 } = this.expected;
+    if (bytes !== undefined && this.count !== bytes) {
+      callback(new IntegrityError(`${this.label}: received ${this.count} bytes, the source listed ${bytes}`));
+      return;
+    }
+    if (md5 !== undefined && md5.toLowerCase() !== this.digest) {
+      callback(
+        new IntegrityError(`${this.label}: MD5 ${this.digest} does not match the source's etag ${md5}`),
+      );
+      return;
+    }
+    callback();
+  }
+}
