@@ -79,6 +79,8 @@ export interface StoredObject {
   md5?: string;
   metadata: Record<string, string>;
   versionId?: string;
+  /** The store's own change token (S3 ETag, local mtime+size); compare, never interpret. */
+  etag?: string;
   lastModified?: Date;
   storageClass?: string;
 }
@@ -166,6 +168,8 @@ export interface StateStore {
   /** Writes the run record; `expectedUpdatedAt` makes the write conditional (optimistic lock). */
   putRun(run: RunRecord, expectedUpdatedAt?: string): Promise<void>;
   latestRun(): Promise<RunRecord | undefined>;
+  /** Adds to a run's counters atomically (many workers report into one run). */
+  addToRunCounters(runId: string, delta: Partial<RunCounters>): Promise<void>;
 }
 
 /** A message on the work queue: one asset to copy. */
@@ -188,4 +192,6 @@ export interface WorkQueue {
   ack(work: ReceivedWork): Promise<void>;
   /** Makes a failed message visible again after `delaySeconds`. */
   retryLater(work: ReceivedWork, delaySeconds: number): Promise<void>;
+  /** Gives up on a message: moves it to the dead-letter queue with the reason, removes it here. */
+  deadLetter(work: ReceivedWork, reason: string): Promise<void>;
 }
