@@ -63,6 +63,8 @@ export interface PutOptions {
   /** Set on the object's creation time (local stores set the file time). */
   createdAt?: string;
   signal?: AbortSignal;
+  /** Expected size, so a store can size multipart parts for the largest assets. */
+  sizeHint?: number;
 }
 
 export interface PutResult {
