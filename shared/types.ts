@@ -159,10 +159,22 @@ export interface StateStore {
    * overwritten; returns false when the stored version is newer.
    */
   recordReplicated(state: AssetState): Promise<boolean>;
-  /** Records a failed attempt without touching a replicated copy of an older version. */
+  /**
+   * Claims the right to copy `version` of an asset for `ttlMs`, so two deliveries of one message
+   * never upload twice. 'done' when that version (or a newer one) is already replicated, 'busy'
+   * when another owner holds an unexpired lease.
+   */
+  acquireLease(
+    ref: AssetRef,
+    version: number,
+    owner: string,
+    ttlMs: number,
+  ): Promise<'acquired' | 'done' | 'busy'>;
+  /** Records a failed attempt (and frees `owner`'s lease) without touching a replicated older copy. */
   recordFailure(
     ref: AssetRef & { version: number; bytes: number; objectKey: string },
     error: string,
+    owner?: string,
   ): Promise<void>;
   markDeleted(ids: string[], at: string): Promise<void>;
   listAssets(): AsyncIterable<AssetState>;
