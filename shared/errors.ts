@@ -57,6 +57,15 @@ export class FatalError extends ReplicatorError {
 /** Bad configuration: the message says which setting and how to fix it. */
 export class ConfigError extends FatalError {}
 
+/** A run record changed since it was read (optimistic lock): read it again and redo the change. */
+export class StaleRunError extends ReplicatorError {
+  readonly runId: string;
+  constructor(runId: string, options?: { cause?: unknown }) {
+    super(`run ${runId} was changed by someone else since it was read; read it again`, 'retry', options);
+    this.runId = runId;
+  }
+}
+
 const RETRYABLE_CODES = new Set([
   'ECONNRESET',
   'ECONNREFUSED',

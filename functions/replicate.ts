@@ -1,0 +1,47 @@
+import middy from '@middy/core';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import {
+  awsEngineFromEnv,
+  describeError,
+  replicateRecords,
+} from '../shared/index.js';
+import { engineLog, logger, metrics, MetricUnit } from './observability.js';
+
+/** Time kept back to report partial failures before Lambda's own deadline. */
+const DEADLINE_MARGIN_MS = 15_000;
+
+export async function replicateHandler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
+  const engine = await awsEngineFromEnv();
+  const budget = Math.max(1_000, context.getRemainingTimeInMillis() - DEADLINE_MARGIN_MS);
+  const summary = await replicateRecords(
+    {
+      source: engine.source,
+      store: engine.store,
+      state: engine.state,
+      queue: engine.queue,
+      maxReceives: engine.settings.maxReceives,
+      retryBaseSeconds: engine.settings.retryBaseSeconds,
+      log: engineLog,
+    },
+    event.Records,
+    { deadline: Date.now() + budget, concurrency: engine.settings.workerConcurrency },
+  );
+  metrics.addMetric('AssetsReplicated', MetricUnit.Count, summary.replicated);
+  metrics.addMetric('BytesReplicated', MetricUnit.Bytes, summary.bytes);
+  metrics.addMetric('AssetsFailed', MetricUnit.Count, summary.deadLettered);
+  metrics.addMetric('AssetsRetried', MetricUnit.Count, summary.batchItemFailures.length);
+  return { batchItemFailures: summary.batchItemFailures };
+}
+
+export const handler = middy<SQSEvent, SQSBatchResponse, Error, Context>()
+  .before((request) => {
+    logger.addContext(request.context);
+  })
+  .after(() => {
+    metrics.publishStoredMetrics();
+  })
+  .onError((request) => {
+    metrics.publishStoredMetrics();
+    logger.error('replicate batch failed', { error: describeError(request.error) });
+  })
+  .handler(replicateHandler);

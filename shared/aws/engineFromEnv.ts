@@ -1,0 +1,75 @@
+import { SchedulerClient } from '@aws-sdk/client-scheduler';
+import { CloudinarySource } from '../cloudinary/CloudinarySource.js';
+import { parseCloudinaryUrl, required, settingsFromEnv, type EngineSettings } from '../config.js';
+import { ConfigError } from '../errors.js';
+import { cloudinaryCredentialsFromSecret } from './cloudinarySecret.js';
+import { createAwsClients, type AwsClients } from './clients.js';
+import type { ContinuationTarget } from './continuation.js';
+import { DynamoStateStore } from './DynamoStateStore.js';
+import { S3ObjectStore } from './S3ObjectStore.js';
+import { SqsWorkQueue } from './SqsWorkQueue.js';
+
+export interface AwsEngine {
+  settings: EngineSettings;
+  clients: AwsClients;
+  source: CloudinarySource;
+  store: S3ObjectStore;
+  state: DynamoStateStore;
+  queue: SqsWorkQueue;
+  bucket: string;
+  table: string;
+  queueUrl: string;
+  dlqUrl?: string;
+}
+
+const DEPLOY_HINT = 'It is set by the deployed stack; for a workstation run, take it from the stack outputs.';
+
+/**
+ * Builds the engine on AWS from the environment: BUCKET_NAME, TABLE_NAME, QUEUE_URL, DLQ_URL and
+ * either CLOUDINARY_SECRET_ID (a Secrets Manager secret, as deployed) or CLOUDINARY_URL (a workstation).
+ */
+export async function awsEngineFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  clients: AwsClients = createAwsClients(env),
+): Promise<AwsEngine> {
+  const settings = settingsFromEnv(env);
+  const bucket = required(env, 'BUCKET_NAME', DEPLOY_HINT);
+  const table = required(env, 'TABLE_NAME', DEPLOY_HINT);
+  const queueUrl = required(env, 'QUEUE_URL', DEPLOY_HINT);
+  const dlqUrl = env.DLQ_URL?.trim() || undefined;
+  const secretId = env.CLOUDINARY_SECRET_ID?.trim();
+  let credentials;
+  if (secretId) credentials = await cloudinaryCredentialsFromSecret(clients.secrets, secretId);
+  else if (env.CLOUDINARY_URL) credentials = parseCloudinaryUrl(env.CLOUDINARY_URL);
+  else throw new ConfigError('Neither CLOUDINARY_SECRET_ID nor CLOUDINARY_URL is set; set one of them.');
+  return {
+    settings,
+    clients,
+    bucket,
+    table,
+    queueUrl,
+    dlqUrl,
+    source: new CloudinarySource({
+      credentials,
+      listingApi: settings.listingApi,
+      adminTimeoutMs: settings.adminTimeoutMs,
+      idleTimeoutMs: settings.idleTimeoutMs,
+    }),
+    store: new S3ObjectStore({
+      s3: clients.s3,
+      bucket,
+      partSize: settings.partSize,
+      queueSize: settings.uploadQueueSize,
+    }),
+    state: new DynamoStateStore({ dynamo: clients.dynamo, table }),
+    queue: new SqsWorkQueue({ sqs: clients.sqs, queueUrl, dlqUrl }),
+  };
+}
+
+/** Where the enumerator schedules its own continuation; undefined when not configured. */
+export function continuationFromEnv(env: NodeJS.ProcessEnv, functionArn: string): ContinuationTarget | undefined {
+  const group = env.CONTINUATION_GROUP?.trim();
+  const roleArn = env.CONTINUATION_ROLE_ARN?.trim();
+  if (!group || !roleArn) return undefined;
+  return { scheduler: new SchedulerClient({}), group, roleArn, functionArn };
+}

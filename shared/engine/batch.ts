@@ -1,0 +1,91 @@
+import type { SQSBatchItemFailure, SQSRecord } from 'aws-lambda';
+import { workFromSqsRecord } from '../aws/SqsWorkQueue.js';
+import { describeError, dispositionOf } from '../errors.js';
+import type { ReceivedWork } from '../types.js';
+import { replicateWork, type ReplicateDeps, type ReplicateResult } from './replicate.js';
+
+export interface BatchSummary {
+  replicated: number;
+  skipped: number;
+  gone: number;
+  deadLettered: number;
+  bytes: number;
+  batchItemFailures: SQSBatchItemFailure[];
+}
+
+/** Runs `task` over `items` with at most `limit` at once, in order of start. */
+export async function mapLimit<T, R>(items: T[], limit: number, task: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const lanes = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await task(items[index] as T);
+    }
+  });
+  await Promise.all(lanes);
+  return results;
+}
+
+/**
+ * Handles one SQS batch the way the Lambda event source expects: every record is copied (a few at
+ * a time), retryable failures are reported as batch item failures with a backed-off visibility,
+ * and the rest are acknowledged. Work still running at the deadline is aborted and reported.
+ * A fatal error (credentials, missing bucket or table) fails the whole batch.
+ */
+export async function replicateRecords(
+  deps: ReplicateDeps,
+  records: SQSRecord[],
+  options: { deadline: number; concurrency?: number },
+): Promise<BatchSummary> {
+  const summary: BatchSummary = { replicated: 0, skipped: 0, gone: 0, deadLettered: 0, bytes: 0, batchItemFailures: [] };
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () => controller.abort(new Error('the invocation reached its deadline')),
+    Math.max(0, options.deadline - Date.now()),
+  );
+  const fail = (messageId: string) => summary.batchItemFailures.push({ itemIdentifier: messageId });
+  let fatal: unknown;
+  try {
+    await mapLimit(records, options.concurrency ?? 4, async (record) => {
+      if (fatal !== undefined || controller.signal.aborted) return fail(record.messageId);
+      let work: ReceivedWork;
+      try {
+        work = workFromSqsRecord(record);
+      } catch (error) {
+        // Left to the queue's redrive policy, which moves it to the DLQ after its receives.
+        deps.log?.error('malformed work message', { messageId: record.messageId, error: describeError(error) });
+        return fail(record.messageId);
+      }
+      let result: ReplicateResult;
+      try {
+        result = await replicateWork(deps, work, { signal: controller.signal });
+      } catch (error) {
+        if (dispositionOf(error) === 'fatal') fatal ??= error;
+        return fail(record.messageId);
+      }
+      switch (result.outcome) {
+        case 'replicated':
+          summary.replicated += 1;
+          summary.bytes += result.bytes;
+          return;
+        case 'skipped':
+          summary.skipped += 1;
+          return;
+        case 'gone':
+          summary.gone += 1;
+          return;
+        case 'dead-lettered':
+          summary.deadLettered += 1;
+          return;
+        case 'retry':
+          await deps.queue.retryLater(work, result.delaySeconds).catch(() => undefined);
+          return fail(record.messageId);
+      }
+    });
+  } finally {
+    clearTimeout(timer);
+  }
+  if (fatal !== undefined) throw fatal;
+  return summary;
+}

@@ -1,0 +1,153 @@
+import { pipeline } from 'node:stream/promises';
+import { PassThrough } from 'node:stream';
+import { randomUUID } from 'node:crypto';
+import { META } from '../constants.js';
+import { dispositionOf, describeError, FatalError, type Disposition } from '../errors.js';
+import { VerifyingStream } from '../hashing.js';
+import { assetIdOf, objectKeyFor } from '../keys.js';
+import type { AssetSource, ObjectStore, ReceivedWork, SourceAsset, StateStore, WorkQueue } from '../types.js';
+import { silentLog, type Log } from './log.js';
+
+export interface ReplicateDeps {
+  source: AssetSource;
+  store: ObjectStore;
+  state: StateStore;
+  queue: WorkQueue;
+  /** Receives after which a failing message is dead-lettered with its reason. */
+  maxReceives: number;
+  /** First retry delay; doubles with every receive (capped at 15 minutes). */
+  retryBaseSeconds?: number;
+  log?: Log;
+  now?: () => Date;
+  /** Observes bytes as they stream, for progress displays. */
+  onBytes?: (count: number) => void;
+}
+
+export type ReplicateResult =
+  | { outcome: 'replicated'; bytes: number; md5: string }
+  | { outcome: 'skipped'; reason: 'already-replicated' | 'newer-version-recorded' }
+  | { outcome: 'gone' }
+  | { outcome: 'retry'; error: string; delaySeconds: number }
+  | { outcome: 'dead-lettered'; error: string };
+
+/** S3 user metadata must be ASCII; non-ASCII ids are percent-encoded. */
+function headerSafe(value: string): string {
+  return /^[\x20-\x7e]*$/u.test(value) ? value : encodeURIComponent(value);
+}
+
+export function objectMetadata(asset: SourceAsset): Record<string, string> {
+  const metadata: Record<string, string> = {
+    [META.publicId]: encodeURIComponent(asset.publicId),
+    [META.assetId]: headerSafe(asset.assetId),
+    [META.version]: String(asset.version),
+    [META.bytes]: String(asset.bytes),
+    [META.createdAt]: headerSafe(asset.createdAt),
+    [META.resourceType]: asset.resourceType,
+    [META.deliveryType]: headerSafe(asset.deliveryType),
+  };
+  if (asset.format) metadata[META.format] = headerSafe(asset.format);
+  // Known before the first byte only when the source gave an etag; the bytes are verified against it.
+  if (asset.etag) metadata[META.md5] = asset.etag;
+  return metadata;
+}
+
+export function retryDelaySeconds(receiveCount: number, baseSeconds: number): number {
+  const exponential = baseSeconds * 2 ** Math.max(0, receiveCount - 1);
+  const jitter = Math.random() * baseSeconds;
+  return Math.min(900, Math.round(exponential + jitter));
+}
+
+/**
+ * Copies one asset: claims it, streams the original through MD5 and byte checks into the store,
+ * and records it replicated only when every byte matched. Failures are retried with backoff and
+ * dead-lettered with their reason after `maxReceives`; a vanished asset is marked and acknowledged.
+ * Fatal errors (credentials, missing bucket or table) are thrown.
+ */
+export async function replicateWork(
+  deps: ReplicateDeps,
+  work: ReceivedWork,
+  options: { signal?: AbortSignal; leaseMs?: number } = {},
+): Promise<ReplicateResult> {
+  const log = deps.log ?? silentLog;
+  const now = deps.now ?? (() => new Date());
+  const { asset, runId } = work.item;
+  const id = assetIdOf(asset);
+  const objectKey = objectKeyFor(asset);
+  const owner = `${work.messageId}:${randomUUID()}`;
+
+  const lease = await deps.state.acquireLease(asset, asset.version, owner, options.leaseMs ?? 15 * 60_000);
+  if (lease === 'done') return { outcome: 'skipped', reason: 'already-replicated' };
+  if (lease === 'busy') {
+    // Another delivery of this asset is copying it right now; look again once it is done.
+    const delaySeconds = retryDelaySeconds(work.receiveCount, deps.retryBaseSeconds ?? 30);
+    return { outcome: 'retry', error: `${id} is being copied by another worker`, delaySeconds };
+  }
+
+  // Stops the download when the upload fails, and the upload when the download fails.
+  const abort = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, abort.signal]) : abort.signal;
+  try {
+    const opened = await deps.source.open(asset, { signal });
+    const verify = new VerifyingStream(
+      { bytes: asset.bytes > 0 || asset.version > 0 ? asset.bytes : undefined, md5: asset.etag },
+      id,
+    );
+    const body = new PassThrough();
+    const counting = deps.onBytes;
+    if (counting) verify.on('data', (chunk: Buffer) => counting(chunk.length));
+    const transfer = pipeline(opened.stream, verify, body, { signal });
+    const upload = deps.store.put(objectKey, body, {
+      metadata: objectMetadata(asset),
+      createdAt: asset.createdAt,
+      signal,
+      sizeHint: asset.bytes,
+    });
+    const [put] = await Promise.all([upload, transfer]).catch((error: unknown) => {
+      abort.abort(error);
+      throw error;
+    });
+    const recorded = await deps.state.recordReplicated({
+      id,
+      resourceType: asset.resourceType,
+      deliveryType: asset.deliveryType,
+      publicId: asset.publicId,
+      assetId: asset.assetId,
+      version: asset.version,
+      bytes: put.bytes,
+      md5: put.md5,
+      objectKey,
+      objectVersionId: put.versionId,
+      status: 'replicated',
+      replicatedAt: now().toISOString(),
+      lastSeenRun: runId,
+      attempts: 0,
+    });
+    if (!recorded) return { outcome: 'skipped', reason: 'newer-version-recorded' };
+    await deps.state.addToRunCounters(runId, { replicated: 1, bytes: put.bytes });
+    log.debug('replicated', { id, bytes: put.bytes, md5: put.md5, versionId: put.versionId });
+    return { outcome: 'replicated', bytes: put.bytes, md5: put.md5 };
+  } catch (error) {
+    const message = describeError(error);
+    const disposition: Disposition = dispositionOf(error);
+    if (disposition === 'gone') {
+      await deps.state.recordFailure({ ...asset, objectKey }, message, owner);
+      await deps.state.markDeleted([id], now().toISOString());
+      log.info('asset gone at the source', { id });
+      return { outcome: 'gone' };
+    }
+    if (disposition === 'fatal') {
+      await deps.state.recordFailure({ ...asset, objectKey }, message, owner).catch(() => undefined);
+      throw error instanceof FatalError ? error : new FatalError(message, { cause: error });
+    }
+    await deps.state.recordFailure({ ...asset, objectKey }, message, owner);
+    if (disposition === 'permanent' || work.receiveCount >= deps.maxReceives) {
+      await deps.queue.deadLetter(work, message);
+      await deps.state.addToRunCounters(runId, { failed: 1 });
+      log.warn('gave up on asset', { id, receiveCount: work.receiveCount, error: message });
+      return { outcome: 'dead-lettered', error: message };
+    }
+    const delaySeconds = retryDelaySeconds(work.receiveCount, deps.retryBaseSeconds ?? 30);
+    log.warn('asset copy failed, will retry', { id, receiveCount: work.receiveCount, delaySeconds, error: message });
+    return { outcome: 'retry', error: message, delaySeconds };
+  }
+}

@@ -1,0 +1,18 @@
+export * from './types.js';
+export * from './constants.js';
+export * from './errors.js';
+export * from './config.js';
+export * from './keys.js';
+export * from './hashing.js';
+export { CloudinarySource, type CloudinarySourceOptions } from './cloudinary/CloudinarySource.js';
+export { needsTransfer } from './engine/decide.js';
+export { silentLog, type Log } from './engine/log.js';
+export * from './engine/manifest.js';
+export * from './engine/enumerate.js';
+export * from './engine/replicate.js';
+export * from './engine/batch.js';
+export { createAwsClients, type AwsClients } from './aws/clients.js';
+export { awsEngineFromEnv, continuationFromEnv, type AwsEngine } from './aws/engineFromEnv.js';
+export { scheduleContinuation, type ContinuationTarget } from './aws/continuation.js';
+export { cloudinaryCredentialsFromSecret } from './aws/cloudinarySecret.js';
+export { SqsWorkQueue, workFromSqsRecord, sqsEventFromMessages } from './aws/SqsWorkQueue.js';
