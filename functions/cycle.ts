@@ -1,4 +1,8 @@
-import { DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import {
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+} from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
 import {
   awsEngineFromEnv,
@@ -57,7 +61,8 @@ export function lambdaContext(timeoutMs: number, name: string): Context {
   };
 }
 
-const realSleepUntil = (at: Date) => new Promise<void>((r) => setTimeout(r, Math.max(0, at.getTime() - Date.now())));
+const realSleepUntil = (at: Date) =>
+  new Promise<void>((r) => setTimeout(r, Math.max(0, at.getTime() - Date.now())));
 
 /**
  * One whole replication cycle from a workstation, with the deployed handlers: the enumerator runs

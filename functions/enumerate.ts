@@ -1,7 +1,7 @@
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import {
-  awsEngineFromEnv,
+  cachedAwsEngine,
   continuationFromEnv,
   describeError,
   enumerate,
@@ -33,10 +33,16 @@ const scheduleOnLambda: EnumerateHooks = {
   async onPaused(outcome, context) {
     const target = continuationFromEnv(process.env, context.invokedFunctionArn);
     if (!target) {
-      throw new Error('the run paused but CONTINUATION_GROUP / CONTINUATION_ROLE_ARN are not set to continue it');
+      throw new Error(
+        'the run paused but CONTINUATION_GROUP / CONTINUATION_ROLE_ARN are not set to continue it',
+      );
     }
     const name = await scheduleContinuation(target, outcome.run.runId, outcome.resumeAt);
-    logger.info('continuation scheduled', { runId: outcome.run.runId, schedule: name, reason: outcome.reason });
+    logger.info('continuation scheduled', {
+      runId: outcome.run.runId,
+      schedule: name,
+      reason: outcome.reason,
+    });
   },
 };
 
@@ -47,10 +53,13 @@ export async function enumerateHandler(
 ): Promise<EnumerateResult> {
   const action = event?.action ?? 'start';
   if (action !== 'start' && action !== 'continue') {
-    throw new Error(`unknown action "${String(action)}": use {"action":"start"} or {"action":"continue","runId":"…"}`);
+    throw new Error(
+      `unknown action "${String(action)}": use {"action":"start"} or {"action":"continue","runId":"…"}`,
+    );
   }
-  if (action === 'continue' && !event.runId) throw new Error('{"action":"continue"} needs the runId to continue');
-  const engine = await awsEngineFromEnv();
+  if (action === 'continue' && !event.runId)
+    throw new Error('{"action":"continue"} needs the runId to continue');
+  const engine = await cachedAwsEngine();
   let lastRemaining: number | undefined;
   const outcome = await enumerate(
     {

@@ -1,17 +1,13 @@
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import {
-  awsEngineFromEnv,
-  describeError,
-  replicateRecords,
-} from '../shared/index.js';
+import { cachedAwsEngine, describeError, replicateRecords } from '../shared/index.js';
 import { engineLog, logger, metrics, MetricUnit } from './observability.js';
 
 /** Time kept back to report partial failures before Lambda's own deadline. */
 const DEADLINE_MARGIN_MS = 15_000;
 
 export async function replicateHandler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
-  const engine = await awsEngineFromEnv();
+  const engine = await cachedAwsEngine();
   const budget = Math.max(1_000, context.getRemainingTimeInMillis() - DEADLINE_MARGIN_MS);
   const summary = await replicateRecords(
     {

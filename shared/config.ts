@@ -13,7 +13,8 @@ export interface CloudinaryCredentials {
   deliveryOrigin: string;
 }
 
-const URL_HINT = 'Set CLOUDINARY_URL to cloudinary://<api_key>:<api_secret>@<cloud_name> (Cloudinary console → API Keys).';
+const URL_HINT =
+  'Set CLOUDINARY_URL to cloudinary://<api_key>:<api_secret>@<cloud_name> (Cloudinary console → API Keys).';
 
 export function parseCloudinaryUrl(value: string | undefined): CloudinaryCredentials {
   if (!value || value.trim() === '') throw new ConfigError(`CLOUDINARY_URL is not set. ${URL_HINT}`);
@@ -42,7 +43,9 @@ export function parseCloudinaryUrl(value: string | undefined): CloudinaryCredent
       : `https://${params.get('secure_distribution') ?? 'res.cloudinary.com'}`;
   for (const origin of [apiOrigin, deliveryOrigin]) {
     if (!/^https?:\/\/[^/]+$/u.test(origin)) {
-      throw new ConfigError(`CLOUDINARY_URL has an invalid host setting (${origin}); use a plain http(s)://host[:port].`);
+      throw new ConfigError(
+        `CLOUDINARY_URL has an invalid host setting (${origin}); use a plain http(s)://host[:port].`,
+      );
     }
   }
   return { cloudName, apiKey, apiSecret, apiOrigin, deliveryOrigin: trimSlash(deliveryOrigin) };
@@ -61,6 +64,8 @@ export interface EngineSettings {
   /** Admin API calls left unused in each hourly window. */
   adminReserve: number;
   listingApi: ListingApi;
+  /** Assets per listing page (Cloudinary's maximum is 500, one Admin call per page). */
+  pageSize: number;
   /** Bytes per multipart part. */
   partSize: number;
   uploadQueueSize: number;
@@ -81,6 +86,7 @@ export const DEFAULT_SETTINGS: EngineSettings = {
   deliveryTypes: [...DEFAULT_DELIVERY_TYPES],
   adminReserve: 10,
   listingApi: 'search',
+  pageSize: 500,
   partSize: 8 * 1024 * 1024,
   uploadQueueSize: 4,
   maxReceives: 5,
@@ -119,7 +125,8 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): EngineSet
   }
   const deliveryTypes = list('DELIVERY_TYPES', env.DELIVERY_TYPES) ?? DEFAULT_SETTINGS.deliveryTypes;
   for (const t of deliveryTypes) {
-    if (!/^[a-z_]+$/u.test(t)) throw new ConfigError(`DELIVERY_TYPES has "${t}"; use names like upload, private.`);
+    if (!/^[a-z_]+$/u.test(t))
+      throw new ConfigError(`DELIVERY_TYPES has "${t}"; use names like upload, private.`);
   }
   const listingApi = (env.LISTING_API?.trim() || DEFAULT_SETTINGS.listingApi) as ListingApi;
   if (listingApi !== 'search' && listingApi !== 'resources') {
@@ -130,12 +137,16 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): EngineSet
     resourceTypes: resourceTypes as ResourceType[],
     deliveryTypes,
     listingApi,
+    pageSize: integer('LISTING_PAGE_SIZE', env.LISTING_PAGE_SIZE, 1, 500) ?? DEFAULT_SETTINGS.pageSize,
     adminReserve: integer('ADMIN_RESERVE', env.ADMIN_RESERVE, 0, 10_000) ?? DEFAULT_SETTINGS.adminReserve,
     partSize: partMb ? partMb * 1024 * 1024 : DEFAULT_SETTINGS.partSize,
-    uploadQueueSize: integer('UPLOAD_QUEUE_SIZE', env.UPLOAD_QUEUE_SIZE, 1, 64) ?? DEFAULT_SETTINGS.uploadQueueSize,
+    uploadQueueSize:
+      integer('UPLOAD_QUEUE_SIZE', env.UPLOAD_QUEUE_SIZE, 1, 64) ?? DEFAULT_SETTINGS.uploadQueueSize,
     maxReceives: integer('MAX_RECEIVES', env.MAX_RECEIVES, 1, 1000) ?? DEFAULT_SETTINGS.maxReceives,
-    adminTimeoutMs: integer('ADMIN_TIMEOUT_MS', env.ADMIN_TIMEOUT_MS, 100, 600_000) ?? DEFAULT_SETTINGS.adminTimeoutMs,
-    idleTimeoutMs: integer('IDLE_TIMEOUT_MS', env.IDLE_TIMEOUT_MS, 100, 600_000) ?? DEFAULT_SETTINGS.idleTimeoutMs,
+    adminTimeoutMs:
+      integer('ADMIN_TIMEOUT_MS', env.ADMIN_TIMEOUT_MS, 100, 600_000) ?? DEFAULT_SETTINGS.adminTimeoutMs,
+    idleTimeoutMs:
+      integer('IDLE_TIMEOUT_MS', env.IDLE_TIMEOUT_MS, 100, 600_000) ?? DEFAULT_SETTINGS.idleTimeoutMs,
     retryBaseSeconds:
       integer('RETRY_BASE_SECONDS', env.RETRY_BASE_SECONDS, 0, 900) ?? DEFAULT_SETTINGS.retryBaseSeconds,
     workerConcurrency:

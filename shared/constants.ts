@@ -11,6 +11,8 @@ export const MAX_KEY_BYTES = 1024;
 /** Names of the user metadata written on every asset copy (x-amz-meta-*). */
 export const META = {
   publicId: 'public-id',
+  /** Instead of `public-id` when the id is too long for S3's 2 KB of metadata. */
+  publicIdSha256: 'public-id-sha256',
   assetId: 'asset-id',
   version: 'version',
   md5: 'md5',

@@ -12,7 +12,12 @@ export * from './engine/enumerate.js';
 export * from './engine/replicate.js';
 export * from './engine/batch.js';
 export { createAwsClients, type AwsClients } from './aws/clients.js';
-export { awsEngineFromEnv, continuationFromEnv, type AwsEngine } from './aws/engineFromEnv.js';
+export {
+  awsEngineFromEnv,
+  cachedAwsEngine,
+  continuationFromEnv,
+  type AwsEngine,
+} from './aws/engineFromEnv.js';
 export { scheduleContinuation, type ContinuationTarget } from './aws/continuation.js';
 export { cloudinaryCredentialsFromSecret } from './aws/cloudinarySecret.js';
 export { SqsWorkQueue, workFromSqsRecord, sqsEventFromMessages } from './aws/SqsWorkQueue.js';

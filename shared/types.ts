@@ -116,6 +116,8 @@ export interface AssetState extends AssetRef {
   deletedAt?: string;
   attempts: number;
   lastError?: string;
+  /** A newer version whose copy failed while `version` still describes the copy we hold. */
+  failedVersion?: number;
 }
 
 export type RunPhase = 'listing' | 'waiting' | 'finalizing' | 'completed' | 'failed';
@@ -179,7 +181,11 @@ export interface StateStore {
   markDeleted(ids: string[], at: string): Promise<void>;
   listAssets(): AsyncIterable<AssetState>;
   getRun(runId: string): Promise<RunRecord | undefined>;
-  /** Writes the run record; `expectedUpdatedAt` makes the write conditional (optimistic lock). */
+  /**
+   * Writes the run record; `expectedUpdatedAt` makes the write conditional (optimistic lock,
+   * StaleRunError when it fails). Counters only grow: a write raises a counter to the value given
+   * but never lowers one, so a checkpoint cannot undo what addToRunCounters added meanwhile.
+   */
   putRun(run: RunRecord, expectedUpdatedAt?: string): Promise<void>;
   latestRun(): Promise<RunRecord | undefined>;
   /** Adds to a run's counters atomically (many workers report into one run). */

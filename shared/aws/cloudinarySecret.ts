@@ -30,14 +30,18 @@ export async function cloudinaryCredentialsFromSecret(
     try {
       url = String((JSON.parse(url) as { CLOUDINARY_URL?: unknown }).CLOUDINARY_URL ?? '');
     } catch {
-      throw new ConfigError(`the secret ${secretId} is neither a cloudinary:// URL nor JSON with CLOUDINARY_URL.`);
+      throw new ConfigError(
+        `the secret ${secretId} is neither a cloudinary:// URL nor JSON with CLOUDINARY_URL.`,
+      );
     }
   }
   let credentials: CloudinaryCredentials;
   try {
     credentials = parseCloudinaryUrl(url);
   } catch (error) {
-    throw new ConfigError(`the secret ${secretId} holds no usable CLOUDINARY_URL: ${(error as Error).message}`);
+    throw new ConfigError(
+      `the secret ${secretId} holds no usable CLOUDINARY_URL: ${(error as Error).message}`,
+    );
   }
   cache.set(secretId, { credentials, at: now() });
   return credentials;

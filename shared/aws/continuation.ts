@@ -25,7 +25,9 @@ export async function scheduleContinuation(
 ): Promise<string> {
   // A minute ahead at least, so the schedule is never created in the past.
   const when = new Date(Math.max(at.getTime() + 5_000, now.getTime() + 60_000));
-  const name = `continue-${runId}`.slice(0, 48).replace(/[^0-9A-Za-z_.-]/gu, '-') + `-${Math.floor(when.getTime() / 1000)}`;
+  const name =
+    `continue-${runId}`.slice(0, 48).replace(/[^0-9A-Za-z_.-]/gu, '-') +
+    `-${Math.floor(when.getTime() / 1000)}`;
   await target.scheduler.send(
     new CreateScheduleCommand({
       Name: name,

@@ -52,6 +52,7 @@ export async function awsEngineFromEnv(
     source: new CloudinarySource({
       credentials,
       listingApi: settings.listingApi,
+      pageSize: settings.pageSize,
       adminTimeoutMs: settings.adminTimeoutMs,
       idleTimeoutMs: settings.idleTimeoutMs,
     }),
@@ -67,9 +68,42 @@ export async function awsEngineFromEnv(
 }
 
 /** Where the enumerator schedules its own continuation; undefined when not configured. */
-export function continuationFromEnv(env: NodeJS.ProcessEnv, functionArn: string): ContinuationTarget | undefined {
+export function continuationFromEnv(
+  env: NodeJS.ProcessEnv,
+  functionArn: string,
+): ContinuationTarget | undefined {
   const group = env.CONTINUATION_GROUP?.trim();
   const roleArn = env.CONTINUATION_ROLE_ARN?.trim();
   if (!group || !roleArn) return undefined;
   return { scheduler: new SchedulerClient({}), group, roleArn, functionArn };
+}
+
+const ENGINE_ENV = [
+  'BUCKET_NAME',
+  'TABLE_NAME',
+  'QUEUE_URL',
+  'DLQ_URL',
+  'CLOUDINARY_SECRET_ID',
+  'CLOUDINARY_URL',
+  'AWS_ENDPOINT_URL',
+  'AWS_REGION',
+];
+let cached: { key: string; engine: Promise<AwsEngine>; at: number } | undefined;
+const ENGINE_TTL_MS = 5 * 60_000;
+
+/**
+ * The engine for this Lambda container: built once and reused across invocations (clients keep
+ * their connections), rebuilt when the configuration changes or every few minutes so a rotated
+ * secret is picked up.
+ */
+export function cachedAwsEngine(env: NodeJS.ProcessEnv = process.env): Promise<AwsEngine> {
+  const key = JSON.stringify([...ENGINE_ENV.map((name) => env[name]), settingsFromEnv(env)]);
+  if (!cached || cached.key !== key || Date.now() - cached.at > ENGINE_TTL_MS) {
+    const engine = awsEngineFromEnv(env);
+    cached = { key, engine, at: Date.now() };
+    engine.catch(() => {
+      if (cached?.engine === engine) cached = undefined;
+    });
+  }
+  return cached.engine;
 }

@@ -1,6 +1,6 @@
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import type { CloudinaryCredentials, ListingApi } from '../config.js';
 import {
   AssetGoneError,
@@ -123,26 +123,39 @@ export class CloudinarySource implements AssetSource {
 
   private async adminCall<T extends object>(
     what: string,
-    call: (sdk: Awaited<ReturnType<typeof loadCloudinarySdk>>, auth: Record<string, string>) => Promise<unknown>,
+    call: (
+      sdk: Awaited<ReturnType<typeof loadCloudinarySdk>>,
+      auth: Record<string, string>,
+    ) => Promise<unknown>,
   ): Promise<T> {
     const sdk = await loadCloudinarySdk(this.credentials);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new RetryableError(`${what}: Cloudinary did not answer within ${this.adminTimeoutMs} ms`)),
+        () =>
+          reject(new RetryableError(`${what}: Cloudinary did not answer within ${this.adminTimeoutMs} ms`)),
         this.adminTimeoutMs,
       );
     });
     try {
-      const result = (await Promise.race([call(sdk, callOptions(this.credentials)), deadline])) as T & SdkPage;
+      const result = (await Promise.race([call(sdk, callOptions(this.credentials)), deadline])) as T &
+        SdkPage;
       this.lastRateLimit = readRateLimit(result) ?? this.lastRateLimit;
       this.onAdminCall?.(readRateLimit(result));
       return result;
     } catch (error) {
       if (error instanceof ReplicatorError) throw error;
-      const normalized = normalizeSdkError(error, what, () => this.lastRateLimit?.resetAt ?? nextHour(this.now()));
+      const normalized = normalizeSdkError(
+        error,
+        what,
+        () => this.lastRateLimit?.resetAt ?? nextHour(this.now()),
+      );
       if (normalized instanceof RateLimitedError) {
-        this.lastRateLimit = { limit: this.lastRateLimit?.limit ?? 0, remaining: 0, resetAt: normalized.resetAt };
+        this.lastRateLimit = {
+          limit: this.lastRateLimit?.limit ?? 0,
+          remaining: 0,
+          resetAt: normalized.resetAt,
+        };
         this.onAdminCall?.(this.lastRateLimit);
       }
       // A listing that Cloudinary refuses or cannot find is not a per-asset problem.
@@ -167,15 +180,22 @@ export class CloudinarySource implements AssetSource {
     }
     const sdk = await loadCloudinarySdk(this.credentials);
     const expiresAt = Math.floor(this.now().getTime() / 1000) + this.signedUrlTtlSeconds;
-    return sdk.utils.private_download_url(asset.publicId, asset.resourceType === 'raw' ? '' : (asset.format ?? ''), {
-      ...callOptions(this.credentials),
-      resource_type: asset.resourceType,
-      type: asset.deliveryType,
-      expires_at: expiresAt,
-    });
+    return sdk.utils.private_download_url(
+      asset.publicId,
+      asset.resourceType === 'raw' ? '' : (asset.format ?? ''),
+      {
+        ...callOptions(this.credentials),
+        resource_type: asset.resourceType,
+        type: asset.deliveryType,
+        expires_at: expiresAt,
+      },
+    );
   }
 
-  async open(asset: SourceAsset, options: { signal?: AbortSignal; offset?: number } = {}): Promise<OpenedAsset> {
+  async open(
+    asset: SourceAsset,
+    options: { signal?: AbortSignal; offset?: number } = {},
+  ): Promise<OpenedAsset> {
     try {
       return await this.fetchOriginal(asset, await this.originalUrl(asset), options);
     } catch (error) {
@@ -196,6 +216,7 @@ export class CloudinarySource implements AssetSource {
     const target = new URL(url);
     const client = target.protocol === 'http:' ? http : https;
     const offset = options.offset ?? 0;
+    const idleMs = this.idleTimeoutMs;
     return new Promise<OpenedAsset>((resolve, reject) => {
       const request = client.request(
         {
@@ -210,27 +231,26 @@ export class CloudinarySource implements AssetSource {
           signal: options.signal,
         },
         (response) => {
+          clearTimeout(headersTimer);
           const failure = responseError(response, what, url.includes('/download?'), offset);
           if (failure) {
             response.resume();
             reject(failure);
             return;
           }
-          response.socket.setTimeout(this.idleTimeoutMs, () =>
-            response.destroy(new RetryableError(`${what}: no data for ${this.idleTimeoutMs} ms`)),
-          );
-          response.once('end', () => response.socket.setTimeout(0));
-          response.once('aborted', () =>
-            response.destroy(new RetryableError(`${what}: the connection closed before the body was complete`)),
-          );
           const length = Number(response.headers['content-length']);
-          resolve({ stream: response as Readable, length: Number.isFinite(length) ? length : undefined });
+          resolve({
+            stream: watchIdle(response, idleMs, what),
+            length: Number.isFinite(length) ? length : undefined,
+          });
         },
       );
-      request.setTimeout(this.idleTimeoutMs, () =>
-        request.destroy(new RetryableError(`${what}: no answer for ${this.idleTimeoutMs} ms`)),
+      const headersTimer = setTimeout(
+        () => request.destroy(new RetryableError(`${what}: no answer for ${idleMs} ms`)),
+        idleMs,
       );
       request.once('error', (error: NodeJS.ErrnoException) => {
+        clearTimeout(headersTimer);
         if (error instanceof ReplicatorError) reject(error);
         else if (error.name === 'AbortError') reject(new RetryableError(`${what}: aborted`));
         else reject(new RetryableError(`${what}: network error [${error.code ?? error.name}]`));
@@ -238,6 +258,49 @@ export class CloudinarySource implements AssetSource {
       request.end();
     });
   }
+}
+
+/**
+ * Passes the body through, failing it when the server sends nothing for `idleMs`. Time spent
+ * waiting on a slow consumer (bytes sitting in the buffers) does not count as server silence.
+ */
+function watchIdle(response: IncomingMessage, idleMs: number, what: string): Readable {
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      if (watchdog.readableLength > 0 || watchdog.writableLength > 0 || response.isPaused()) arm();
+      else response.destroy(new RetryableError(`${what}: no data for ${idleMs} ms`));
+    }, idleMs);
+  };
+  const watchdog = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      arm();
+      callback(null, chunk);
+    },
+    flush(callback) {
+      clearTimeout(timer);
+      callback();
+    },
+    destroy(error, callback) {
+      clearTimeout(timer);
+      response.destroy();
+      callback(error);
+    },
+  });
+  response.once('aborted', () =>
+    response.destroy(new RetryableError(`${what}: the connection closed before the body was complete`)),
+  );
+  response.once('error', (error: NodeJS.ErrnoException) =>
+    watchdog.destroy(
+      error instanceof ReplicatorError
+        ? error
+        : new RetryableError(`${what}: the body was cut off [${error.code ?? error.message}]`),
+    ),
+  );
+  arm();
+  response.pipe(watchdog);
+  return watchdog;
 }
 
 class RestrictedDeliveryError extends PermanentAssetError {}
@@ -266,7 +329,8 @@ function responseError(
 }
 
 function readRateLimit(page: SdkPage): RateLimit | undefined {
-  if (page.rate_limit_remaining === undefined || !(page.rate_limit_reset_at instanceof Date)) return undefined;
+  if (page.rate_limit_remaining === undefined || !(page.rate_limit_reset_at instanceof Date))
+    return undefined;
   return {
     limit: page.rate_limit_allowed ?? 0,
     remaining: page.rate_limit_remaining,
@@ -283,7 +347,10 @@ function toSourceAsset(item: SdkItem): SourceAsset {
     version: item.version ?? 0,
     format: item.format || undefined,
     bytes: item.bytes ?? 0,
-    etag: typeof item.etag === 'string' && /^[0-9a-f]{32}$/iu.test(item.etag) ? item.etag.toLowerCase() : undefined,
+    etag:
+      typeof item.etag === 'string' && /^[0-9a-f]{32}$/iu.test(item.etag)
+        ? item.etag.toLowerCase()
+        : undefined,
     createdAt: item.created_at ?? '',
     tags: item.tags,
     context: item.context,

@@ -35,17 +35,17 @@ export function resetFromMessage(message: string): Date | undefined {
  * Turns whatever the SDK rejected with — `{error:{message,http_code}}`, a flat
  * `{message,http_code}`, or a raw socket error — into one of our errors, without credentials.
  */
-export function normalizeSdkError(
-  raw: unknown,
-  what: string,
-  fallbackReset: () => Date,
-): ReplicatorError {
+export function normalizeSdkError(raw: unknown, what: string, fallbackReset: () => Date): ReplicatorError {
   const r = (typeof raw === 'object' && raw !== null ? raw : { message: raw }) as SdkRejection;
   const nested = r.error && typeof r.error === 'object' ? r.error : undefined;
   const status = Number(nested?.http_code ?? r.http_code ?? NaN);
   const rawMessage = nested?.message ?? r.message ?? 'no message';
   const message = redactSecrets(
-    typeof rawMessage === 'string' ? rawMessage : rawMessage instanceof Error ? rawMessage.message : String(rawMessage),
+    typeof rawMessage === 'string'
+      ? rawMessage
+      : rawMessage instanceof Error
+        ? rawMessage.message
+        : String(rawMessage),
   );
   const cause = undefined; // the raw rejection may carry request options: never chain it
   if (status === 420 || status === 429) {
@@ -62,13 +62,16 @@ export function normalizeSdkError(
     );
   }
   if (status === 403) {
-    return new FatalError(`${what}: Cloudinary refused access (HTTP 403: ${message}). Check the key's permissions.`);
+    return new FatalError(
+      `${what}: Cloudinary refused access (HTTP 403: ${message}). Check the key's permissions.`,
+    );
   }
   if (status === 404) return new AssetGoneError(`${what}: not found at Cloudinary (${message})`);
   if (status === 400 || status === 409) {
     return new PermanentAssetError(`${what}: Cloudinary rejected the request (HTTP ${status}: ${message})`);
   }
-  if (Number.isFinite(status)) return new RetryableError(`${what}: Cloudinary answered HTTP ${status} (${message})`);
+  if (Number.isFinite(status))
+    return new RetryableError(`${what}: Cloudinary answered HTTP ${status} (${message})`);
   const code = typeof r.code === 'string' ? ` [${r.code}]` : '';
   return new RetryableError(`${what}: network error${code}: ${message}`);
 }

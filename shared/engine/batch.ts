@@ -2,7 +2,7 @@ import type { SQSBatchItemFailure, SQSRecord } from 'aws-lambda';
 import { workFromSqsRecord } from '../aws/SqsWorkQueue.js';
 import { describeError, dispositionOf } from '../errors.js';
 import type { ReceivedWork } from '../types.js';
-import { replicateWork, type ReplicateDeps, type ReplicateResult } from './replicate.js';
+import { addRunCounters, replicateWork, type ReplicateDeps, type ReplicateResult } from './replicate.js';
 
 export interface BatchSummary {
   replicated: number;
@@ -38,7 +38,14 @@ export async function replicateRecords(
   records: SQSRecord[],
   options: { deadline: number; concurrency?: number },
 ): Promise<BatchSummary> {
-  const summary: BatchSummary = { replicated: 0, skipped: 0, gone: 0, deadLettered: 0, bytes: 0, batchItemFailures: [] };
+  const summary: BatchSummary = {
+    replicated: 0,
+    skipped: 0,
+    gone: 0,
+    deadLettered: 0,
+    bytes: 0,
+    batchItemFailures: [],
+  };
   const controller = new AbortController();
   const timer = setTimeout(
     () => controller.abort(new Error('the invocation reached its deadline')),
@@ -46,6 +53,15 @@ export async function replicateRecords(
   );
   const fail = (messageId: string) => summary.batchItemFailures.push({ itemIdentifier: messageId });
   let fatal: unknown;
+  const perRun = new Map<string, { replicated: number; bytes: number; failed: number }>();
+  const count = (runId: string, replicated: number, bytes: number, failed: number) => {
+    const c = perRun.get(runId) ?? { replicated: 0, bytes: 0, failed: 0 };
+    perRun.set(runId, {
+      replicated: c.replicated + replicated,
+      bytes: c.bytes + bytes,
+      failed: c.failed + failed,
+    });
+  };
   try {
     await mapLimit(records, options.concurrency ?? 4, async (record) => {
       if (fatal !== undefined || controller.signal.aborted) return fail(record.messageId);
@@ -54,7 +70,10 @@ export async function replicateRecords(
         work = workFromSqsRecord(record);
       } catch (error) {
         // Left to the queue's redrive policy, which moves it to the DLQ after its receives.
-        deps.log?.error('malformed work message', { messageId: record.messageId, error: describeError(error) });
+        deps.log?.error('malformed work message', {
+          messageId: record.messageId,
+          error: describeError(error),
+        });
         return fail(record.messageId);
       }
       let result: ReplicateResult;
@@ -68,6 +87,7 @@ export async function replicateRecords(
         case 'replicated':
           summary.replicated += 1;
           summary.bytes += result.bytes;
+          count(work.item.runId, 1, result.bytes, 0);
           return;
         case 'skipped':
           summary.skipped += 1;
@@ -77,6 +97,7 @@ export async function replicateRecords(
           return;
         case 'dead-lettered':
           summary.deadLettered += 1;
+          count(work.item.runId, 0, 0, 1);
           return;
         case 'retry':
           await deps.queue.retryLater(work, result.delaySeconds).catch(() => undefined);
@@ -85,6 +106,7 @@ export async function replicateRecords(
     });
   } finally {
     clearTimeout(timer);
+    await Promise.all([...perRun].map(([runId, delta]) => addRunCounters(deps, runId, delta)));
   }
   if (fatal !== undefined) throw fatal;
   return summary;

@@ -15,7 +15,13 @@ import type {
 } from '../types.js';
 import { needsTransfer } from './decide.js';
 import { silentLog, type Log } from './log.js';
-import { manifestPartKey, manifestParts, readManifest, writeFinalManifest, writeManifestPart } from './manifest.js';
+import {
+  manifestPartKey,
+  manifestParts,
+  readManifest,
+  writeFinalManifest,
+  writeManifestPart,
+} from './manifest.js';
 
 export interface EnumerateDeps {
   source: AssetSource & { readonly rateLimit?: RateLimit };
@@ -45,7 +51,16 @@ export type EnumerateOutcome =
 const DEADLINE_MARGIN_MS = 20_000;
 
 export function emptyCounters(): RunCounters {
-  return { listed: 0, enqueued: 0, skipped: 0, replicated: 0, failed: 0, deleted: 0, bytes: 0, adminCalls: 0 };
+  return {
+    listed: 0,
+    enqueued: 0,
+    skipped: 0,
+    replicated: 0,
+    failed: 0,
+    deleted: 0,
+    bytes: 0,
+    adminCalls: 0,
+  };
 }
 
 export function newRunId(now: Date): string {
@@ -58,7 +73,10 @@ export function newRunId(now: Date): string {
  * reserve. After a complete listing it marks unseen assets `deleted-at-source` and writes the
  * run's manifest.
  */
-export async function enumerate(deps: EnumerateDeps, request: EnumerateRequest = {}): Promise<EnumerateOutcome> {
+export async function enumerate(
+  deps: EnumerateDeps,
+  request: EnumerateRequest = {},
+): Promise<EnumerateOutcome> {
   const now = deps.now ?? (() => new Date());
   const log = deps.log ?? silentLog;
   let run = await openRun(deps, request.runId, now);
@@ -132,7 +150,10 @@ export async function enumerate(deps: EnumerateDeps, request: EnumerateRequest =
     if (error instanceof FatalError) {
       const message = describeError(error);
       log.error('enumerate: run failed', { runId: run.runId, error: message });
-      await deps.state.putRun({ ...run, phase: 'failed', error: message, updatedAt: now().toISOString() }, run.updatedAt);
+      await deps.state.putRun(
+        { ...run, phase: 'failed', error: message, updatedAt: now().toISOString() },
+        run.updatedAt,
+      );
     }
     throw error;
   }
@@ -183,7 +204,12 @@ async function enqueueChanged(
 }
 
 /** Marks what a complete listing did not return as deleted at the source; writes the manifest. */
-async function finalize(deps: EnumerateDeps, run: RunRecord, listings: Listing[], now: () => Date): Promise<number> {
+async function finalize(
+  deps: EnumerateDeps,
+  run: RunRecord,
+  listings: Listing[],
+  now: () => Date,
+): Promise<number> {
   const parts = await manifestParts(deps.store, run.runId);
   const seen = new Set<string>();
   for (const part of parts) {
@@ -198,6 +224,10 @@ async function finalize(deps: EnumerateDeps, run: RunRecord, listings: Listing[]
   }
   if (gone.length > 0) await deps.state.markDeleted(gone, now().toISOString());
   await writeFinalManifest(deps.store, run.runId, parts);
-  (deps.log ?? silentLog).info('enumerate: finalized', { runId: run.runId, deleted: gone.length, seen: seen.size });
+  (deps.log ?? silentLog).info('enumerate: finalized', {
+    runId: run.runId,
+    deleted: gone.length,
+    seen: seen.size,
+  });
   return gone.length;
 }

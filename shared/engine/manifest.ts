@@ -61,7 +61,9 @@ export async function writeManifestPart(
   key: string,
   assets: SourceAsset[],
 ): Promise<void> {
-  const body = gzipSync(assets.map((a) => JSON.stringify(manifestEntry(a))).join('\n') + (assets.length ? '\n' : ''));
+  const body = gzipSync(
+    assets.map((a) => JSON.stringify(manifestEntry(a))).join('\n') + (assets.length ? '\n' : ''),
+  );
   await store.put(key, Readable.from([body]), {
     metadata: { 'manifest-entries': String(assets.length) },
     contentType: 'application/gzip',
@@ -84,7 +86,11 @@ export async function manifestParts(store: ObjectStore, runId: string): Promise<
 }
 
 /** Joins a run's parts into `manifests/<runId>/manifest.jsonl.gz`, streaming part after part. */
-export async function writeFinalManifest(store: ObjectStore, runId: string, parts: string[]): Promise<string> {
+export async function writeFinalManifest(
+  store: ObjectStore,
+  runId: string,
+  parts: string[],
+): Promise<string> {
   async function* concatenated(): AsyncIterable<Buffer> {
     for (const part of parts) {
       for await (const chunk of await store.get(part)) yield chunk as Buffer;

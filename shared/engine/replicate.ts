@@ -1,6 +1,6 @@
 import { pipeline } from 'node:stream/promises';
 import { PassThrough } from 'node:stream';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { META } from '../constants.js';
 import { dispositionOf, describeError, FatalError, type Disposition } from '../errors.js';
 import { VerifyingStream } from '../hashing.js';
@@ -35,9 +35,15 @@ function headerSafe(value: string): string {
   return /^[\x20-\x7e]*$/u.test(value) ? value : encodeURIComponent(value);
 }
 
+/** S3 allows 2 KB of user metadata in all; longer ids are identified by their hash (the manifest has them whole). */
+const MAX_PUBLIC_ID_METADATA = 1024;
+
 export function objectMetadata(asset: SourceAsset): Record<string, string> {
+  const encodedId = encodeURIComponent(asset.publicId);
   const metadata: Record<string, string> = {
-    [META.publicId]: encodeURIComponent(asset.publicId),
+    ...(encodedId.length <= MAX_PUBLIC_ID_METADATA
+      ? { [META.publicId]: encodedId }
+      : { [META.publicIdSha256]: createHash('sha256').update(asset.publicId, 'utf8').digest('hex') }),
     [META.assetId]: headerSafe(asset.assetId),
     [META.version]: String(asset.version),
     [META.bytes]: String(asset.bytes),
@@ -55,6 +61,23 @@ export function retryDelaySeconds(receiveCount: number, baseSeconds: number): nu
   const exponential = baseSeconds * 2 ** Math.max(0, receiveCount - 1);
   const jitter = Math.random() * baseSeconds;
   return Math.min(900, Math.round(exponential + jitter));
+}
+
+/**
+ * Run counters are reporting: failing to update them must not undo or repeat a copy. Callers add
+ * them up per batch, one write per run instead of one per asset.
+ */
+export async function addRunCounters(
+  deps: Pick<ReplicateDeps, 'state' | 'log'>,
+  runId: string,
+  delta: { replicated?: number; bytes?: number; failed?: number },
+): Promise<void> {
+  if (!delta.replicated && !delta.failed) return;
+  try {
+    await deps.state.addToRunCounters(runId, delta);
+  } catch (error) {
+    (deps.log ?? silentLog).warn('could not update the run counters', { runId, error: describeError(error) });
+  }
 }
 
 /**
@@ -123,7 +146,6 @@ export async function replicateWork(
       attempts: 0,
     });
     if (!recorded) return { outcome: 'skipped', reason: 'newer-version-recorded' };
-    await deps.state.addToRunCounters(runId, { replicated: 1, bytes: put.bytes });
     log.debug('replicated', { id, bytes: put.bytes, md5: put.md5, versionId: put.versionId });
     return { outcome: 'replicated', bytes: put.bytes, md5: put.md5 };
   } catch (error) {
@@ -142,12 +164,16 @@ export async function replicateWork(
     await deps.state.recordFailure({ ...asset, objectKey }, message, owner);
     if (disposition === 'permanent' || work.receiveCount >= deps.maxReceives) {
       await deps.queue.deadLetter(work, message);
-      await deps.state.addToRunCounters(runId, { failed: 1 });
       log.warn('gave up on asset', { id, receiveCount: work.receiveCount, error: message });
       return { outcome: 'dead-lettered', error: message };
     }
     const delaySeconds = retryDelaySeconds(work.receiveCount, deps.retryBaseSeconds ?? 30);
-    log.warn('asset copy failed, will retry', { id, receiveCount: work.receiveCount, delaySeconds, error: message });
+    log.warn('asset copy failed, will retry', {
+      id,
+      receiveCount: work.receiveCount,
+      delaySeconds,
+      error: message,
+    });
     return { outcome: 'retry', error: message, delaySeconds };
   }
 }

@@ -1,0 +1,177 @@
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CfnOutput, Duration, Stack } from 'aws-cdk-lib';
+import type { StackProps } from 'aws-cdk-lib';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { Construct } from 'constructs';
+import type { ReplicatorConfig } from './config.js';
+import {
+  ASSETS_PREFIX,
+  BackupBucket,
+  CloudinarySecret,
+  MANIFESTS_PREFIX,
+  ReplicatorFunction,
+  ReplicatorOperations,
+  RunSchedule,
+  StateTable,
+  WorkQueue,
+} from './constructs/index.js';
+
+/** The repository root: holds package.json, package-lock.json and `functions/`. */
+const PROJECT_ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
+
+export interface ReplicatorStackProps extends StackProps {
+  config: ReplicatorConfig;
+}
+
+/**
+ * The whole replicator in one environment-agnostic stack: the bucket, the state table, the work
+ * queue, the Cloudinary secret, the enumerate and replicate functions, their schedule, alarms and
+ * dashboard.
+ */
+export class ReplicatorStack extends Stack {
+  readonly backup: BackupBucket;
+  readonly state: StateTable;
+  readonly work: WorkQueue;
+  readonly cloudinary: CloudinarySecret;
+  readonly enumerate: ReplicatorFunction;
+  readonly replicate: ReplicatorFunction;
+  readonly schedule: RunSchedule;
+  readonly operations: ReplicatorOperations;
+
+  constructor(scope: Construct, id: string, props: ReplicatorStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+
+    this.backup = new BackupBucket(this, 'Backup', {
+      encryption: config.bucketEncryption,
+      archiveStorageClass: config.archiveStorageClass,
+      archiveAfterDays: config.archiveAfterDays,
+      noncurrentArchiveAfterDays: config.noncurrentArchiveAfterDays,
+      noncurrentExpireAfterDays: config.noncurrentExpireAfterDays,
+      abortIncompleteUploadAfterDays: config.abortIncompleteUploadAfterDays,
+      objectLockDays: config.objectLockDays,
+    });
+    this.state = new StateTable(this, 'State');
+    this.cloudinary = new CloudinarySecret(this, 'Cloudinary', { existing: config.cloudinarySecret });
+
+    const common = {
+      projectRoot: PROJECT_ROOT,
+      logRetention: config.logRetentionDays as RetentionDays,
+      serviceName: config.serviceName,
+      metricsNamespace: config.metricsNamespace,
+      logLevel: config.logLevel,
+    };
+    const sourceSettings = { RESOURCE_TYPES: config.resourceTypes, DELIVERY_TYPES: config.deliveryTypes };
+
+    this.replicate = new ReplicatorFunction(this, 'Replicate', {
+      ...common,
+      entry: join(PROJECT_ROOT, 'functions', 'replicate.ts'),
+      description: 'Copies one batch of Cloudinary assets into the backup bucket, verified',
+      memorySize: config.workerMemoryMb,
+      timeout: Duration.seconds(config.workerTimeoutSeconds),
+    });
+    this.work = new WorkQueue(this, 'Work', {
+      consumerTimeout: Duration.seconds(config.workerTimeoutSeconds),
+      maxReceives: config.maxReceives,
+    });
+
+    this.enumerate = new ReplicatorFunction(this, 'Enumerate', {
+      ...common,
+      entry: join(PROJECT_ROOT, 'functions', 'enumerate.ts'),
+      description:
+        'Lists Cloudinary and enqueues new or changed assets; continues itself after rate-limit resets',
+      memorySize: config.enumeratorMemoryMb,
+      timeout: Duration.seconds(config.enumeratorTimeoutSeconds),
+    });
+    this.schedule = new RunSchedule(this, 'Runs', {
+      enumerateFunction: this.enumerate,
+      expression: config.scheduleExpression,
+      timeZone: config.scheduleTimeZone,
+      enabled: config.scheduleEnabled,
+    });
+
+    const manifestActions = ['s3:PutObject', 's3:GetObject', 's3:AbortMultipartUpload'];
+    this.enumerate
+      .bindTable(this.state.table)
+      // The manifest is written in parts (one per page), then listed and joined when the run ends.
+      .bindBucket(this.backup.bucket, MANIFESTS_PREFIX, manifestActions, { list: true })
+      .bindQueue(this.work.queue, 'QUEUE_URL', { send: true })
+      .bindSecret(this.cloudinary.secret)
+      .bindContinuation(this.schedule.continuationGroup, this.schedule.invokeRole)
+      .bindSettings({
+        ...sourceSettings,
+        ADMIN_RESERVE: config.adminReserve,
+        LISTING_API: config.listingApi,
+      });
+
+    this.replicate
+      .bindTable(this.state.table)
+      // Tagging: an asset whose MD5 the source did not announce gets it as a tag on its new version.
+      .bindBucket(this.backup.bucket, ASSETS_PREFIX, [
+        's3:PutObject',
+        's3:GetObject',
+        's3:AbortMultipartUpload',
+        's3:ListMultipartUploadParts',
+        's3:PutObjectTagging',
+        's3:PutObjectVersionTagging',
+      ])
+      // The event source receives, deletes and delays; the worker itself only reads the URL.
+      .bindQueue(this.work.queue, 'QUEUE_URL', { send: false })
+      .bindQueue(this.work.deadLetterQueue, 'DLQ_URL', { send: true })
+      .bindSecret(this.cloudinary.secret)
+      .bindSettings({
+        ...sourceSettings,
+        MAX_RECEIVES: config.maxReceives,
+        WORKER_CONCURRENCY: config.workerAssetConcurrency,
+        PART_SIZE_MB: config.partSizeMb,
+        UPLOAD_QUEUE_SIZE: config.uploadQueueSize,
+      });
+    this.replicate.addEventSource(
+      new SqsEventSource(this.work.queue, {
+        batchSize: config.workerBatchSize,
+        reportBatchItemFailures: true,
+        maxConcurrency: config.workerMaxConcurrency,
+      }),
+    );
+
+    if (this.cloudinary.matchedBySuffix) {
+      for (const fn of [this.enumerate, this.replicate]) {
+        fn.acknowledgeWildcard(
+          `${this.cloudinary.secret.secretArn}-??????`,
+          'The secret was given by name or partial ARN, so IAM matches the 6-character suffix Secrets Manager adds; it still names this one secret.',
+        );
+      }
+    }
+
+    this.operations = new ReplicatorOperations(this, 'Operations', {
+      enumerateFunction: this.enumerate,
+      replicateFunction: this.replicate,
+      queue: this.work.queue,
+      deadLetterQueue: this.work.deadLetterQueue,
+      metricsNamespace: config.metricsNamespace,
+      serviceName: config.serviceName,
+      staleRunAlarmHours: config.staleRunAlarmHours,
+      adminReserve: config.adminReserve,
+      alarmEmail: config.alarmEmail,
+    });
+
+    const outputs: Record<string, [string, string]> = {
+      BucketName: [this.backup.bucket.bucketName, 'Backup bucket (assets/ and manifests/)'],
+      TableName: [this.state.table.tableName, 'State table (asset states and runs)'],
+      QueueUrl: [this.work.queue.queueUrl, 'Work queue: one message per asset to copy'],
+      DlqUrl: [this.work.deadLetterQueue.queueUrl, 'Dead-letter queue: assets that failed every retry'],
+      SecretArn: [this.cloudinary.secret.secretArn, 'Secret to put CLOUDINARY_URL in'],
+      EnumerateFunctionName: [
+        this.enumerate.functionName,
+        'Invoke with {"action":"start"} to run now, {"action":"start","full":true} to re-check everything',
+      ],
+      DashboardUrl: [this.operations.dashboardUrl, 'CloudWatch dashboard'],
+      AlarmTopicArn: [this.operations.topic.topicArn, 'SNS topic the alarms notify'],
+    };
+    for (const [name, [value, description]] of Object.entries(outputs)) {
+      new CfnOutput(this, name, { value, description });
+    }
+  }
+}

@@ -1,0 +1,208 @@
+import { join } from 'node:path';
+import { RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import type { Duration } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import type { IRole } from 'aws-cdk-lib/aws-iam';
+import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup } from 'aws-cdk-lib/aws-logs';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import type { IScheduleGroup } from 'aws-cdk-lib/aws-scheduler';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import type { Construct } from 'constructs';
+import { acknowledgeWildcardResource } from '../nag.js';
+
+/** What the state store does with the table: read many, conditional writes, list assets and runs. */
+export const STATE_TABLE_ACTIONS = [
+  'dynamodb:BatchGetItem',
+  'dynamodb:GetItem',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:Query',
+  'dynamodb:Scan',
+] as const;
+
+/** Lets an ESM bundle load CommonJS dependencies that call `require` (the SDK's and Powertools' transitive deps). */
+const ESM_REQUIRE_BANNER =
+  "import { createRequire as __replicatorCreateRequire } from 'node:module'; const require = __replicatorCreateRequire(import.meta.url);";
+
+export interface ReplicatorFunctionProps {
+  /** Absolute path of the handler's TypeScript entry (exports `handler`). */
+  entry: string;
+  /** Folder holding package.json and package-lock.json. */
+  projectRoot: string;
+  description: string;
+  memorySize: number;
+  timeout: Duration;
+  logRetention: RetentionDays;
+  serviceName: string;
+  metricsNamespace: string;
+  logLevel: string;
+}
+
+/**
+ * A NodejsFunction with the house defaults: ARM64, Node 22, an ESM bundle with source maps
+ * built by the local esbuild, an explicit log group with retention, its own role holding only
+ * what the `bind*` helpers grant, and Powertools settings.
+ */
+export class ReplicatorFunction extends NodejsFunction {
+  readonly executionRole: Role;
+
+  constructor(scope: Construct, id: string, props: ReplicatorFunctionProps) {
+    const logGroup = new LogGroup(scope, `${id}Logs`, {
+      retention: props.logRetention,
+      // Logs are operational; the backup itself lives in the retained bucket and table.
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    // No AWSLambdaBasicExecutionRole: it allows writing to every log group in the account.
+    const executionRole = new Role(scope, `${id}Role`, {
+      assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+      description: `Execution role of ${id}: only what its bind* calls grant`,
+    });
+    super(scope, id, {
+      entry: props.entry,
+      handler: 'handler',
+      projectRoot: props.projectRoot,
+      depsLockFilePath: join(props.projectRoot, 'package-lock.json'),
+      description: props.description,
+      runtime: Runtime.NODEJS_22_X,
+      architecture: Architecture.ARM_64,
+      memorySize: props.memorySize,
+      timeout: props.timeout,
+      role: executionRole,
+      logGroup,
+      environment: {
+        NODE_OPTIONS: '--enable-source-maps',
+        POWERTOOLS_SERVICE_NAME: props.serviceName,
+        POWERTOOLS_METRICS_NAMESPACE: props.metricsNamespace,
+        LOG_LEVEL: props.logLevel,
+      },
+      bundling: {
+        format: OutputFormat.ESM,
+        mainFields: ['module', 'main'],
+        banner: ESM_REQUIRE_BANNER,
+        minify: true,
+        keepNames: true,
+        sourceMap: true,
+        sourceMapMode: SourceMapMode.DEFAULT,
+        sourcesContent: false,
+        // Bundle the SDK too: the code is tested against the versions in package-lock.json, not the runtime's.
+        externalModules: [],
+        // There is no Docker engine here; the local esbuild does the bundling.
+        forceDockerBundling: false,
+      },
+    });
+    this.executionRole = executionRole;
+    logGroup.grantWrite(executionRole);
+    Validations.of(this.node.defaultChild ?? this).acknowledge({
+      id: 'AwsSolutions-L1',
+      reason:
+        'Node.js 22 on purpose: the project builds, tests and runs its CLIs on Node 22 (package.json engines and the node@22 dev dependency), so Lambda runs the runtime the code is tested on. Move both together.',
+    });
+  }
+
+  /** Sets `envName` to the table name and grants the state store's item operations. */
+  bindTable(table: ITable, envName = 'TABLE_NAME'): this {
+    table.grant(this, ...STATE_TABLE_ACTIONS);
+    this.addEnvironment(envName, table.tableName);
+    return this;
+  }
+
+  /**
+   * Sets `envName` to the bucket name and grants `actions` on the objects under `prefix` only;
+   * with `list`, also lets the function list keys under that prefix (and nowhere else).
+   */
+  bindBucket(
+    bucket: IBucket,
+    prefix: string,
+    actions: string[],
+    { list = false, envName = 'BUCKET_NAME' }: { list?: boolean; envName?: string } = {},
+  ): this {
+    const objects = bucket.arnForObjects(`${prefix}*`);
+    this.addToRolePolicy(new PolicyStatement({ actions, resources: [objects] }));
+    if (list) {
+      this.addToRolePolicy(
+        new PolicyStatement({
+          actions: ['s3:ListBucket'],
+          resources: [bucket.bucketArn],
+          conditions: { StringLike: { 's3:prefix': `${prefix}*` } },
+        }),
+      );
+    }
+    this.acknowledgeWildcard(
+      objects,
+      `Object keys are derived from each asset at runtime; the grant is limited to ${actions.join(', ')} on keys under ${prefix} in the backup bucket.`,
+    );
+    if (bucket.encryptionKey) {
+      // Writing (multipart uploads included) needs a data key and Decrypt; reading needs Decrypt.
+      const keyActions = actions.includes('s3:PutObject')
+        ? ['kms:GenerateDataKey', 'kms:Decrypt']
+        : ['kms:Decrypt'];
+      bucket.encryptionKey.grant(this, ...keyActions);
+    }
+    this.addEnvironment(envName, bucket.bucketName);
+    return this;
+  }
+
+  /** Sets `envName` to the queue URL and, when `send` is true, allows sending to it. */
+  bindQueue(queue: IQueue, envName: string, { send }: { send: boolean }): this {
+    if (send) queue.grantSendMessages(this);
+    this.addEnvironment(envName, queue.queueUrl);
+    return this;
+  }
+
+  /** Sets `envName` to the secret's ARN (never its value) and allows reading it at runtime. */
+  bindSecret(secret: ISecret, envName = 'CLOUDINARY_SECRET_ID'): this {
+    secret.grantRead(this);
+    this.addEnvironment(envName, secret.secretArn);
+    return this;
+  }
+
+  /**
+   * Lets the function continue itself later: it creates and deletes one-time schedules in `group`
+   * that the Scheduler runs as `invokeRole` (CONTINUATION_GROUP, CONTINUATION_ROLE_ARN).
+   */
+  bindContinuation(group: IScheduleGroup, invokeRole: IRole): this {
+    const schedules = Stack.of(this).formatArn({
+      service: 'scheduler',
+      resource: 'schedule',
+      resourceName: `${group.scheduleGroupName}/*`,
+    });
+    this.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['scheduler:CreateSchedule', 'scheduler:DeleteSchedule'],
+        resources: [schedules],
+      }),
+    );
+    this.acknowledgeWildcard(
+      schedules,
+      "Continuation schedules are named per paused run at runtime; the grant is limited to creating and deleting schedules in this stack's continuation group, never the daily schedule.",
+    );
+    this.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['iam:PassRole'],
+        resources: [invokeRole.roleArn],
+        conditions: { StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } },
+      }),
+    );
+    this.addEnvironment('CONTINUATION_GROUP', group.scheduleGroupName);
+    this.addEnvironment('CONTINUATION_ROLE_ARN', invokeRole.roleArn);
+    return this;
+  }
+
+  /** Records why a wildcard resource in this function's policy is needed (cdk-nag IAM5, this resource only). */
+  acknowledgeWildcard(resource: string, reason: string): void {
+    acknowledgeWildcardResource(this.executionRole, resource, reason);
+  }
+
+  /** Sets plain settings, stringified; keeps every environment variable the handler reads in one place. */
+  bindSettings(settings: Record<string, string | number | boolean | readonly string[]>): this {
+    for (const [name, value] of Object.entries(settings)) {
+      this.addEnvironment(name, Array.isArray(value) ? value.join(',') : String(value));
+    }
+    return this;
+  }
+}

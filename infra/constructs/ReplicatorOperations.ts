@@ -1,0 +1,220 @@
+import { Aws, Duration, Validations } from 'aws-cdk-lib';
+import {
+  Alarm,
+  AlarmStatusWidget,
+  ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  Metric,
+  SingleValueWidget,
+  Stats,
+  TextWidget,
+  TreatMissingData,
+} from 'aws-cdk-lib/aws-cloudwatch';
+import type { HorizontalAnnotation, IMetric } from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+
+/** Custom metrics the functions emit through Powertools (dimension `service`). */
+export const CUSTOM_METRICS = {
+  runsCompleted: 'RunsCompleted',
+  assetsListed: 'AssetsListed',
+  assetsEnqueued: 'AssetsEnqueued',
+  assetsReplicated: 'AssetsReplicated',
+  assetsFailed: 'AssetsFailed',
+  bytesReplicated: 'BytesReplicated',
+  adminCallsRemaining: 'AdminCallsRemaining',
+} as const;
+
+/** The stale-run alarm looks at hourly sums: the shortest period CloudWatch lets span more than a day. */
+const STALE_RUN_PERIOD = Duration.hours(1);
+
+export interface ReplicatorOperationsProps {
+  enumerateFunction: IFunction;
+  replicateFunction: IFunction;
+  queue: IQueue;
+  deadLetterQueue: IQueue;
+  metricsNamespace: string;
+  serviceName: string;
+  staleRunAlarmHours: number;
+  adminReserve: number;
+  alarmEmail: string | undefined;
+}
+
+/** Alarms to one SNS topic (DLQ not empty, enumerator errors, no completed run) and a dashboard. */
+export class ReplicatorOperations extends Construct {
+  readonly topic: Topic;
+  readonly dashboard: Dashboard;
+  readonly deadLettersAlarm: Alarm;
+  readonly enumeratorErrorsAlarm: Alarm;
+  readonly staleRunAlarm: Alarm;
+  /** Console address of the dashboard, for the stack output. */
+  readonly dashboardUrl: string;
+
+  constructor(scope: Construct, id: string, props: ReplicatorOperationsProps) {
+    super(scope, id);
+    const custom = (metricName: string, statistic: string = Stats.SUM, period = Duration.hours(1)): Metric =>
+      new Metric({
+        namespace: props.metricsNamespace,
+        metricName,
+        dimensionsMap: { service: props.serviceName },
+        statistic,
+        period,
+      });
+
+    this.topic = new Topic(this, 'AlarmTopic', {
+      displayName: 'Cloudinary backup alarms',
+      enforceSSL: true,
+    });
+    Validations.of(this.topic.node.defaultChild ?? this.topic).acknowledge({
+      id: 'AwsSolutions-SNS2',
+      reason:
+        'Alarm notifications carry only alarm names and states. CloudWatch cannot publish to a topic encrypted with the AWS managed SNS key, and a customer managed key for this alone would cost more than the rest of a small deployment.',
+    });
+    if (props.alarmEmail) this.topic.addSubscription(new EmailSubscription(props.alarmEmail));
+    const notify = new SnsAction(this.topic);
+
+    this.deadLettersAlarm = new Alarm(this, 'DeadLettersAlarm', {
+      alarmDescription:
+        'Assets gave up after every retry and wait in the dead-letter queue with the reason. Read them, fix the cause, then redrive (README: Deploy > Redrive).',
+      metric: props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+        statistic: Stats.MAXIMUM,
+        period: Duration.minutes(5),
+      }),
+      threshold: 0,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+
+    this.enumeratorErrorsAlarm = new Alarm(this, 'EnumeratorErrorsAlarm', {
+      alarmDescription:
+        'The enumerate function failed (bad Cloudinary credentials, a missing bucket or table, a bug): the run stopped. Check its log group.',
+      metric: props.enumerateFunction.metricErrors({ statistic: Stats.SUM, period: Duration.minutes(5) }),
+      threshold: 0,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+
+    // Every hour without a completed run breaches (missing data counts); all of them in a row alarm.
+    this.staleRunAlarm = new Alarm(this, 'StaleRunAlarm', {
+      alarmDescription: `No backup run has completed in ${props.staleRunAlarmHours} hours: the schedule is off, the secret is wrong or a run is stuck.`,
+      metric: custom(CUSTOM_METRICS.runsCompleted, Stats.SUM, STALE_RUN_PERIOD),
+      threshold: 1,
+      comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
+      evaluationPeriods: props.staleRunAlarmHours,
+      datapointsToAlarm: props.staleRunAlarmHours,
+      treatMissingData: TreatMissingData.BREACHING,
+    });
+
+    for (const alarm of [this.deadLettersAlarm, this.enumeratorErrorsAlarm, this.staleRunAlarm]) {
+      alarm.addAlarmAction(notify);
+      alarm.addOkAction(notify);
+    }
+
+    this.dashboard = new Dashboard(this, 'Dashboard', { defaultInterval: Duration.days(7) });
+    const functions: [string, IFunction][] = [
+      ['Enumerate', props.enumerateFunction],
+      ['Replicate', props.replicateFunction],
+    ];
+    const lambdaMetrics = (what: string, pick: (fn: IFunction) => Metric): IMetric[] =>
+      functions.map(([name, fn]) => pick(fn).with({ label: `${name} ${what}` }));
+    this.dashboard.addWidgets(
+      new TextWidget({
+        markdown:
+          '## Cloudinary backup\nAssets flow left to right: **listed** by the daily run, **enqueued** when new or changed, **replicated** or **failed** by the workers. A healthy day: replicated = enqueued, failed = 0, DLQ = 0.',
+        width: 24,
+        height: 2,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Assets per hour',
+        left: [
+          custom(CUSTOM_METRICS.assetsListed).with({ label: 'Listed' }),
+          custom(CUSTOM_METRICS.assetsEnqueued).with({ label: 'Enqueued' }),
+          custom(CUSTOM_METRICS.assetsReplicated).with({ label: 'Replicated' }),
+          custom(CUSTOM_METRICS.assetsFailed).with({ label: 'Failed' }),
+        ],
+        width: 12,
+      }),
+      new GraphWidget({
+        title: 'Bytes replicated per hour',
+        left: [custom(CUSTOM_METRICS.bytesReplicated).with({ label: 'Bytes' })],
+        width: 6,
+      }),
+      new SingleValueWidget({
+        title: 'Runs completed (last day)',
+        metrics: [custom(CUSTOM_METRICS.runsCompleted, Stats.SUM, Duration.days(1))],
+        width: 6,
+      }),
+    );
+    const reserveLine: HorizontalAnnotation = { value: props.adminReserve, label: 'Reserve' };
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Cloudinary Admin API calls left this hour',
+        left: [
+          custom(CUSTOM_METRICS.adminCallsRemaining, Stats.MINIMUM, Duration.minutes(5)).with({
+            label: 'Left',
+          }),
+        ],
+        leftAnnotations: [reserveLine],
+        width: 8,
+      }),
+      new GraphWidget({
+        title: 'Work queue depth',
+        left: [
+          props.queue.metricApproximateNumberOfMessagesVisible({
+            label: 'Waiting',
+            statistic: Stats.MAXIMUM,
+          }),
+          props.queue.metricApproximateNumberOfMessagesNotVisible({
+            label: 'In flight',
+            statistic: Stats.MAXIMUM,
+          }),
+        ],
+        width: 8,
+      }),
+      new GraphWidget({
+        title: 'Dead-letter queue depth',
+        left: [
+          props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+            label: 'Dead letters',
+            statistic: Stats.MAXIMUM,
+          }),
+        ],
+        width: 8,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Lambda errors and throttles',
+        left: [
+          ...lambdaMetrics('errors', (fn) => fn.metricErrors({ statistic: Stats.SUM })),
+          ...lambdaMetrics('throttles', (fn) => fn.metricThrottles({ statistic: Stats.SUM })),
+        ],
+        width: 8,
+      }),
+      new GraphWidget({
+        title: 'Lambda duration (p50, max)',
+        left: [
+          ...lambdaMetrics('p50', (fn) => fn.metricDuration({ statistic: Stats.p(50) })),
+          ...lambdaMetrics('max', (fn) => fn.metricDuration({ statistic: Stats.MAXIMUM })),
+        ],
+        width: 8,
+      }),
+      new AlarmStatusWidget({
+        title: 'Alarms',
+        alarms: [this.deadLettersAlarm, this.enumeratorErrorsAlarm, this.staleRunAlarm],
+        width: 8,
+      }),
+    );
+
+    this.dashboardUrl = `https://${Aws.REGION}.console.aws.amazon.com/cloudwatch/home?region=${Aws.REGION}#dashboards:name=${this.dashboard.dashboardName}`;
+  }
+}

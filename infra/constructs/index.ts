@@ -1,0 +1,13 @@
+export { ASSETS_PREFIX, BackupBucket, MANIFESTS_PREFIX } from './BackupBucket.js';
+export type { BackupBucketProps } from './BackupBucket.js';
+export { CloudinarySecret, SECRET_PLACEHOLDER } from './CloudinarySecret.js';
+export type { CloudinarySecretProps } from './CloudinarySecret.js';
+export { ReplicatorFunction, STATE_TABLE_ACTIONS } from './ReplicatorFunction.js';
+export type { ReplicatorFunctionProps } from './ReplicatorFunction.js';
+export { CUSTOM_METRICS, ReplicatorOperations } from './ReplicatorOperations.js';
+export type { ReplicatorOperationsProps } from './ReplicatorOperations.js';
+export { RunSchedule, START_PAYLOAD } from './RunSchedule.js';
+export type { RunScheduleProps } from './RunSchedule.js';
+export { StateTable } from './StateTable.js';
+export { VISIBILITY_TIMEOUT_FACTOR, WorkQueue } from './WorkQueue.js';
+export type { WorkQueueProps } from './WorkQueue.js';

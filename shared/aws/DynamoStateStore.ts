@@ -1,0 +1,645 @@
+import {
+  BatchGetItemCommand,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  ScanCommand,
+  UpdateItemCommand,
+  type AttributeValue,
+  type DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
+import {
+  ConfigError,
+  FatalError,
+  ReplicatorError,
+  RetryableError,
+  StaleRunError,
+  describeError,
+  dispositionOf,
+} from '../errors.js';
+import { assetIdOf } from '../keys.js';
+import type {
+  AssetRef,
+  AssetState,
+  AssetStatus,
+  ListingProgress,
+  RunCounters,
+  RunRecord,
+  StateStore,
+} from '../types.js';
+
+type Item = Record<string, AttributeValue>;
+
+const ASSET_PREFIX = 'ASSET#';
+const ASSET_SORT_KEY = 'STATE';
+const RUN_PARTITION = 'RUN';
+/** BatchGetItem's limit on keys per request. */
+export const BATCH_GET_LIMIT = 100;
+const MAX_ERROR_CHARS = 1000;
+const COUNTER_NAMES: readonly (keyof RunCounters)[] = [
+  'listed',
+  'enqueued',
+  'skipped',
+  'replicated',
+  'failed',
+  'deleted',
+  'bytes',
+  'adminCalls',
+];
+
+export interface DynamoStateStoreOptions {
+  dynamo: DynamoDBClient;
+  table: string;
+  /** Tries of a BatchGetItem whose keys keep coming back unprocessed (default 8). */
+  maxBatchAttempts?: number;
+  /** First backoff delay in ms between those tries (default 50; doubles, with jitter). */
+  backoffMs?: number;
+}
+
+/** Key of an asset's state item: `pk = ASSET#<resource_type>/<type>/<public_id>`, `sk = STATE`. */
+export function assetKey(id: string): Item {
+  return { pk: { S: `${ASSET_PREFIX}${id}` }, sk: { S: ASSET_SORT_KEY } };
+}
+
+/** Key of a run record: `pk = RUN`, `sk = <runId>` (run ids sort by start time). */
+export function runKey(runId: string): Item {
+  return { pk: { S: RUN_PARTITION }, sk: { S: runId } };
+}
+
+/** Writes a plain value as a DynamoDB attribute; undefined fields of objects are left out. */
+export function toAttribute(value: unknown): AttributeValue {
+  if (value === null) return { NULL: true };
+  if (typeof value === 'string') return { S: value };
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new TypeError(`cannot store the number ${value}`);
+    return { N: String(value) };
+  }
+  if (typeof value === 'boolean') return { BOOL: value };
+  if (Array.isArray(value)) return { L: value.map(toAttribute) };
+  if (typeof value === 'object') return { M: toItem(value as Record<string, unknown>) };
+  throw new TypeError(`cannot store a ${typeof value}`);
+}
+
+export function toItem(value: Record<string, unknown>): Item {
+  const item: Item = {};
+  for (const [name, field] of Object.entries(value)) {
+    if (field !== undefined) item[name] = toAttribute(field);
+  }
+  return item;
+}
+
+/** Reads a DynamoDB attribute back into a plain value. */
+export function fromAttribute(attribute: AttributeValue): unknown {
+  if (attribute.S !== undefined) return attribute.S;
+  if (attribute.N !== undefined) return Number(attribute.N);
+  if (attribute.BOOL !== undefined) return attribute.BOOL;
+  if (attribute.NULL !== undefined) return null;
+  if (attribute.L !== undefined) return attribute.L.map(fromAttribute);
+  if (attribute.M !== undefined) return fromItem(attribute.M);
+  if (attribute.SS !== undefined) return [...attribute.SS];
+  if (attribute.NS !== undefined) return attribute.NS.map(Number);
+  throw new TypeError('unsupported DynamoDB attribute type');
+}
+
+export function fromItem(item: Item): Record<string, unknown> {
+  const value: Record<string, unknown> = {};
+  for (const [name, attribute] of Object.entries(item)) value[name] = fromAttribute(attribute);
+  return value;
+}
+
+/**
+ * StateStore on one DynamoDB table (`pk`, `sk` strings): asset states under `ASSET#<id>`/`STATE`
+ * and run records under `RUN`/`<runId>`. Every change is a conditional write, so concurrent
+ * workers and redelivered messages can never move an asset's version backwards.
+ */
+export class DynamoStateStore implements StateStore {
+  readonly table: string;
+  private readonly dynamo: DynamoDBClient;
+  private readonly maxBatchAttempts: number;
+  private readonly backoffMs: number;
+
+  constructor(options: DynamoStateStoreOptions) {
+    if (!options.table) throw new ConfigError('DynamoStateStore needs a table name');
+    this.dynamo = options.dynamo;
+    this.table = options.table;
+    this.maxBatchAttempts = options.maxBatchAttempts ?? 8;
+    this.backoffMs = options.backoffMs ?? 50;
+  }
+
+  async getMany(ids: string[]): Promise<Map<string, AssetState>> {
+    const unique = [...new Set(ids)];
+    const found = new Map<string, AssetState>();
+    const chunks: string[][] = [];
+    for (let i = 0; i < unique.length; i += BATCH_GET_LIMIT)
+      chunks.push(unique.slice(i, i + BATCH_GET_LIMIT));
+    await mapLimit(chunks, 4, async (chunk) => {
+      for (const item of await this.batchGet(chunk.map(assetKey))) {
+        const state = assetFromItem(item);
+        if (state) found.set(state.id, state);
+      }
+    });
+    return found;
+  }
+
+  async recordReplicated(state: AssetState): Promise<boolean> {
+    const stored: AssetState = {
+      ...state,
+      replicatedAt: state.replicatedAt ?? new Date().toISOString(),
+      status: 'replicated',
+      attempts: 0,
+      lastError: undefined,
+      failedVersion: undefined,
+    };
+    // A put replaces the whole item, which also drops any lease and failure details.
+    return this.conditional(() =>
+      this.dynamo.send(
+        new PutItemCommand({
+          TableName: this.table,
+          Item: { ...assetKey(state.id), ...assetItem(stored) },
+          ConditionExpression:
+            'attribute_not_exists(#status) OR #version < :version OR (#version = :version AND #status <> :replicated)',
+          ExpressionAttributeNames: { '#status': 'status', '#version': 'version' },
+          ExpressionAttributeValues: {
+            ':version': { N: String(state.version) },
+            ':replicated': { S: 'replicated' },
+          },
+        }),
+      ),
+    );
+  }
+
+  async acquireLease(
+    ref: AssetRef,
+    version: number,
+    owner: string,
+    ttlMs: number,
+  ): Promise<'acquired' | 'done' | 'busy'> {
+    const now = Date.now();
+    const key = assetKey(assetIdOf(ref));
+    try {
+      await this.dynamo.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: key,
+          UpdateExpression: 'SET #leaseOwner = :owner, #leaseUntil = :until',
+          ConditionExpression:
+            'NOT (#status = :replicated AND #version >= :version) AND ' +
+            '(attribute_not_exists(#leaseUntil) OR #leaseUntil < :now OR #leaseOwner = :owner)',
+          ExpressionAttributeNames: {
+            '#status': 'status',
+            '#version': 'version',
+            '#leaseOwner': 'leaseOwner',
+            '#leaseUntil': 'leaseUntil',
+          },
+          ExpressionAttributeValues: {
+            ':owner': { S: owner },
+            ':until': { N: String(now + ttlMs) },
+            ':now': { N: String(now) },
+            ':version': { N: String(version) },
+            ':replicated': { S: 'replicated' },
+          },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      return 'acquired';
+    } catch (error) {
+      if (errorName(error) !== 'ConditionalCheckFailedException') throw this.classify(error);
+      const item = (error as { Item?: Item }).Item ?? (await this.getItem(key));
+      const status = item?.status?.S;
+      const stored = Number(item?.version?.N ?? Number.NaN);
+      return status === 'replicated' && stored >= version ? 'done' : 'busy';
+    }
+  }
+
+  async recordFailure(
+    ref: AssetRef & { version: number; bytes: number; objectKey: string },
+    error: string,
+    owner?: string,
+  ): Promise<void> {
+    const id = assetIdOf(ref);
+    const lastError = error.length > MAX_ERROR_CHARS ? `${error.slice(0, MAX_ERROR_CHARS - 1)}…` : error;
+    const names = {
+      '#version': 'version',
+      '#replicatedAt': 'replicatedAt',
+      '#failedVersion': 'failedVersion',
+      '#lastError': 'lastError',
+      '#attempts': 'attempts',
+    };
+    const common = {
+      ':version': { N: String(ref.version) },
+      ':lastError': { S: lastError },
+      ':one': { N: '1' },
+    };
+    // Two disjoint cases, each one atomic write: we hold an older copy, or we hold none.
+    const keepCopy = () =>
+      this.dynamo.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: assetKey(id),
+          UpdateExpression: 'SET #failedVersion = :version, #lastError = :lastError ADD #attempts :one',
+          ConditionExpression: 'attribute_exists(#replicatedAt) AND #version < :version',
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: common,
+        }),
+      );
+    const noCopy = () => {
+      const fields = toItem({
+        id,
+        resourceType: ref.resourceType,
+        deliveryType: ref.deliveryType,
+        publicId: ref.publicId,
+        bytes: ref.bytes,
+        objectKey: ref.objectKey,
+      });
+      const sets = Object.keys(fields).map((name, i) => [`#f${i}`, name, `:f${i}`] as const);
+      return this.dynamo.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: assetKey(id),
+          UpdateExpression:
+            `SET #status = :failed, #version = :version, #failedVersion = :version, #lastError = :lastError, ` +
+            `${sets.map(([n, , v]) => `${n} = ${v}`).join(', ')} ADD #attempts :one`,
+          ConditionExpression:
+            'attribute_not_exists(#status) OR (attribute_not_exists(#replicatedAt) AND #version <= :version)',
+          ExpressionAttributeNames: {
+            ...names,
+            '#status': 'status',
+            ...Object.fromEntries(sets.map(([n, name]) => [n, name])),
+          },
+          ExpressionAttributeValues: {
+            ...common,
+            ':failed': { S: 'failed' },
+            ...Object.fromEntries(sets.map(([, name, v]) => [v, fields[name] as AttributeValue])),
+          },
+        }),
+      );
+    };
+    // The state can change between the two writes; a third look settles it. A failure for a
+    // version older than (or equal to) the replicated one records nothing.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (await this.conditional(keepCopy)) break;
+      if (await this.conditional(noCopy)) break;
+    }
+    if (owner !== undefined) await this.releaseLease(id, owner);
+  }
+
+  async markDeleted(ids: string[], at: string): Promise<void> {
+    await mapLimit([...new Set(ids)], 8, (id) =>
+      this.conditional(() =>
+        this.dynamo.send(
+          new UpdateItemCommand({
+            TableName: this.table,
+            Key: assetKey(id),
+            UpdateExpression: 'SET #status = :deleted, #deletedAt = :at',
+            // Only known assets, and the first date they were seen gone is kept.
+            ConditionExpression: 'attribute_exists(#status) AND #status <> :deleted',
+            ExpressionAttributeNames: { '#status': 'status', '#deletedAt': 'deletedAt' },
+            ExpressionAttributeValues: { ':deleted': { S: 'deleted-at-source' }, ':at': { S: at } },
+          }),
+        ),
+      ),
+    );
+  }
+
+  async *listAssets(): AsyncIterable<AssetState> {
+    let start: Item | undefined;
+    do {
+      const page = await this.send(() =>
+        this.dynamo.send(
+          new ScanCommand({
+            TableName: this.table,
+            ConsistentRead: true,
+            ExclusiveStartKey: start,
+            FilterExpression: 'begins_with(pk, :asset) AND attribute_exists(#status)',
+            ExpressionAttributeNames: { '#status': 'status' },
+            ExpressionAttributeValues: { ':asset': { S: ASSET_PREFIX } },
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) {
+        const state = assetFromItem(item);
+        if (state) yield state;
+      }
+      start = page.LastEvaluatedKey;
+    } while (start);
+  }
+
+  async getRun(runId: string): Promise<RunRecord | undefined> {
+    const item = await this.getItem(runKey(runId));
+    return item ? runFromItem(item) : undefined;
+  }
+
+  async putRun(run: RunRecord, expectedUpdatedAt?: string): Promise<void> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const stored = await this.getItem(runKey(run.runId));
+      if (expectedUpdatedAt !== undefined && stored?.updatedAt?.S !== expectedUpdatedAt) {
+        throw new StaleRunError(run.runId);
+      }
+      const written = await this.conditional(() =>
+        this.dynamo.send(this.runWrite(run, stored, expectedUpdatedAt)),
+      );
+      if (written) return;
+      if (expectedUpdatedAt !== undefined) throw new StaleRunError(run.runId);
+      // Created or removed by someone else between the read and the write: look again.
+    }
+    throw new RetryableError(`run ${run.runId} kept changing while it was written; try again`);
+  }
+
+  async latestRun(): Promise<RunRecord | undefined> {
+    const page = await this.send(() =>
+      this.dynamo.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :run',
+          ExpressionAttributeValues: { ':run': { S: RUN_PARTITION } },
+          ScanIndexForward: false,
+          Limit: 1,
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    const item = page.Items?.[0];
+    return item ? runFromItem(item) : undefined;
+  }
+
+  async addToRunCounters(runId: string, delta: Partial<RunCounters>): Promise<void> {
+    const entries = COUNTER_NAMES.flatMap((name) => {
+      const value = delta[name];
+      return value ? [[name, value] as const] : [];
+    });
+    if (entries.length === 0) return;
+    const added = await this.conditional(() =>
+      this.dynamo.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: runKey(runId),
+          UpdateExpression: `SET ${entries.map((_, i) => `#c.#k${i} = if_not_exists(#c.#k${i}, :zero) + :v${i}`).join(', ')}`,
+          ConditionExpression: 'attribute_exists(#c)',
+          ExpressionAttributeNames: {
+            '#c': 'counters',
+            ...Object.fromEntries(entries.map(([name], i) => [`#k${i}`, name])),
+          },
+          ExpressionAttributeValues: {
+            ':zero': { N: '0' },
+            ...Object.fromEntries(entries.map(([, value], i) => [`:v${i}`, { N: String(value) }])),
+          },
+        }),
+      ),
+    );
+    if (!added)
+      throw new FatalError(`run ${runId} has no record in table "${this.table}"; cannot count into it`);
+  }
+
+  /** The run write: creates the item, or updates it raising each counter that grew. */
+  private runWrite(run: RunRecord, stored: Item | undefined, expectedUpdatedAt: string | undefined) {
+    const names: Record<string, string> = {};
+    const values: Item = {};
+    const sets: string[] = [];
+    const removes: string[] = [];
+    const fields: Record<string, unknown> = {
+      runId: run.runId,
+      phase: run.phase,
+      listings: run.listings,
+      startedAt: run.startedAt,
+      updatedAt: run.updatedAt,
+      finishedAt: run.finishedAt,
+      resumeAt: run.resumeAt,
+      error: run.error,
+    };
+    Object.entries(fields).forEach(([name, value], i) => {
+      names[`#f${i}`] = name;
+      if (value === undefined) removes.push(`#f${i}`);
+      else {
+        sets.push(`#f${i} = :f${i}`);
+        values[`:f${i}`] = toAttribute(value);
+      }
+    });
+    const storedCounters = stored?.counters?.M;
+    if (!storedCounters) {
+      names['#c'] = 'counters';
+      sets.push('#c = :counters');
+      values[':counters'] = toAttribute(run.counters);
+    } else {
+      COUNTER_NAMES.forEach((name, i) => {
+        const before = Number(storedCounters[name]?.N ?? 0);
+        const after = run.counters[name];
+        if (after > before) {
+          // Added, not set: workers may be adding to the same counter right now.
+          names['#c'] = 'counters';
+          names[`#k${i}`] = name;
+          values[`:k${i}`] = { N: String(after - before) };
+          values[':zero'] = { N: '0' };
+          sets.push(`#c.#k${i} = if_not_exists(#c.#k${i}, :zero) + :k${i}`);
+        }
+      });
+    }
+    let condition = stored ? 'attribute_exists(pk)' : 'attribute_not_exists(pk)';
+    if (expectedUpdatedAt !== undefined) {
+      names['#updatedAt'] = 'updatedAt';
+      values[':expected'] = { S: expectedUpdatedAt };
+      condition += ' AND #updatedAt = :expected';
+    }
+    return new UpdateItemCommand({
+      TableName: this.table,
+      Key: runKey(run.runId),
+      UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
+      ConditionExpression: condition,
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+    });
+  }
+
+  private async releaseLease(id: string, owner: string): Promise<void> {
+    await this.conditional(() =>
+      this.dynamo.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: assetKey(id),
+          UpdateExpression: 'REMOVE #leaseOwner, #leaseUntil',
+          ConditionExpression: '#leaseOwner = :owner',
+          ExpressionAttributeNames: { '#leaseOwner': 'leaseOwner', '#leaseUntil': 'leaseUntil' },
+          ExpressionAttributeValues: { ':owner': { S: owner } },
+        }),
+      ),
+    );
+  }
+
+  private async getItem(key: Item): Promise<Item | undefined> {
+    const found = await this.send(() =>
+      this.dynamo.send(new GetItemCommand({ TableName: this.table, Key: key, ConsistentRead: true })),
+    );
+    return found.Item;
+  }
+
+  /** One BatchGetItem of ≤ 100 keys, retrying what DynamoDB leaves unprocessed. */
+  private async batchGet(keys: Item[]): Promise<Item[]> {
+    const items: Item[] = [];
+    let pending = keys;
+    for (let attempt = 1; pending.length > 0; attempt++) {
+      if (attempt > this.maxBatchAttempts) {
+        throw new RetryableError(
+          `DynamoDB left ${pending.length} keys of table "${this.table}" unprocessed after ${this.maxBatchAttempts} tries; try again`,
+        );
+      }
+      if (attempt > 1) await sleep(backoff(this.backoffMs, attempt - 1));
+      const answer = await this.send(() =>
+        this.dynamo.send(
+          new BatchGetItemCommand({
+            RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true } },
+          }),
+        ),
+      );
+      items.push(...(answer.Responses?.[this.table] ?? []));
+      pending = answer.UnprocessedKeys?.[this.table]?.Keys ?? [];
+    }
+    return items;
+  }
+
+  /** Runs a conditional write: true when it happened, false when its condition did not hold. */
+  private async conditional(write: () => Promise<unknown>): Promise<boolean> {
+    try {
+      await write();
+      return true;
+    } catch (error) {
+      if (errorName(error) === 'ConditionalCheckFailedException') return false;
+      throw this.classify(error);
+    }
+  }
+
+  private async send<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      throw this.classify(error);
+    }
+  }
+
+  /** Turns a DynamoDB failure into what to do about it; never echoes credentials. */
+  private classify(error: unknown): unknown {
+    if (error instanceof ReplicatorError) return error;
+    const name = errorName(error);
+    if (name === 'ResourceNotFoundException') {
+      return new FatalError(
+        `DynamoDB table "${this.table}" was not found: check the table name setting, the AWS region and the account`,
+        { cause: error },
+      );
+    }
+    if (dispositionOf(error) === 'fatal') {
+      return new FatalError(
+        `DynamoDB denied access to table "${this.table}": check the AWS credentials and that the IAM policy allows this on the table`,
+        { cause: error },
+      );
+    }
+    if (isTransient(error)) {
+      return new RetryableError(
+        `DynamoDB table "${this.table}" is busy or unavailable, try again: ${describeError(error)}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    return error;
+  }
+}
+
+const ASSET_FIELDS = [
+  'id',
+  'resourceType',
+  'deliveryType',
+  'publicId',
+  'assetId',
+  'version',
+  'bytes',
+  'md5',
+  'objectKey',
+  'objectVersionId',
+  'status',
+  'replicatedAt',
+  'lastSeenRun',
+  'deletedAt',
+  'attempts',
+  'lastError',
+  'failedVersion',
+] as const satisfies readonly (keyof AssetState)[];
+
+function assetItem(state: AssetState): Item {
+  return toItem(Object.fromEntries(ASSET_FIELDS.map((name) => [name, state[name]])));
+}
+
+/** An asset state from its item; undefined for an item that holds only a lease. */
+function assetFromItem(item: Item): AssetState | undefined {
+  const raw = fromItem(item);
+  if (typeof raw.status !== 'string' || typeof raw.id !== 'string') return undefined;
+  const state: Record<string, unknown> = {};
+  for (const name of ASSET_FIELDS) if (raw[name] !== undefined) state[name] = raw[name];
+  state.status = raw.status as AssetStatus;
+  state.attempts = typeof raw.attempts === 'number' ? raw.attempts : 0;
+  return state as unknown as AssetState;
+}
+
+function runFromItem(item: Item): RunRecord {
+  const raw = fromItem(item);
+  const counters = (raw.counters ?? {}) as Partial<RunCounters>;
+  const run: RunRecord = {
+    runId: raw.runId as string,
+    phase: raw.phase as RunRecord['phase'],
+    listings: (raw.listings ?? {}) as Record<string, ListingProgress>,
+    counters: Object.fromEntries(
+      COUNTER_NAMES.map((name) => [name, counters[name] ?? 0]),
+    ) as unknown as RunCounters,
+    startedAt: raw.startedAt as string,
+    updatedAt: raw.updatedAt as string,
+  };
+  if (typeof raw.finishedAt === 'string') run.finishedAt = raw.finishedAt;
+  if (typeof raw.resumeAt === 'string') run.resumeAt = raw.resumeAt;
+  if (typeof raw.error === 'string') run.error = raw.error;
+  return run;
+}
+
+function errorName(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null ? (error as { name?: string }).name : undefined;
+}
+
+const TRANSIENT_NAMES = new Set([
+  'ProvisionedThroughputExceededException',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'InternalServerError',
+  'ServiceUnavailable',
+  'TransactionConflictException',
+  'LimitExceededException',
+  'TimeoutError',
+]);
+
+/** Throttling, 5xx and network trouble. */
+function isTransient(error: unknown): boolean {
+  const e = error as {
+    name?: string;
+    code?: unknown;
+    $fault?: string;
+    $retryable?: unknown;
+    $metadata?: { httpStatusCode?: number };
+  };
+  const status = e.$metadata?.httpStatusCode ?? 0;
+  if ((e.name && TRANSIENT_NAMES.has(e.name)) || e.$retryable || e.$fault === 'server') return true;
+  if (status >= 500 || status === 429) return true;
+  return typeof e.code === 'string' && dispositionOf(error) === 'retry';
+}
+
+/** Exponential backoff with full jitter. */
+function backoff(baseMs: number, retry: number): number {
+  const cap = Math.min(5_000, baseMs * 2 ** retry);
+  return cap / 2 + Math.random() * (cap / 2);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function mapLimit<T>(items: T[], limit: number, task: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await task(items[next++] as T);
+  });
+  await Promise.all(lanes);
+}

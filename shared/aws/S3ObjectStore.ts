@@ -1,0 +1,354 @@
+import {
+  GetObjectCommand,
+  GetObjectTaggingCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectTaggingCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { Readable, pipeline } from 'node:stream';
+import { META } from '../constants.js';
+import {
+  AssetGoneError,
+  ConfigError,
+  FatalError,
+  ReplicatorError,
+  RetryableError,
+  describeError,
+  dispositionOf,
+} from '../errors.js';
+import { VerifyingStream } from '../hashing.js';
+import type { ObjectStore, PutOptions, PutResult, StoredObject } from '../types.js';
+
+const MiB = 1024 * 1024;
+/** S3's smallest part (except the last) and most parts in one multipart upload. */
+export const MIN_PART_BYTES = 5 * MiB;
+export const MAX_PARTS = 10_000;
+/** S3's largest part and largest object. */
+export const MAX_PART_BYTES = 5 * 1024 * MiB;
+export const MAX_OBJECT_BYTES = 5 * 1024 * 1024 * MiB;
+export const DEFAULT_PART_BYTES = 8 * MiB;
+/** S3 caps user metadata (keys and values) at 2 KB per object. */
+const MAX_METADATA_BYTES = 2048;
+const MD5_TAG = 'md5';
+
+export interface S3ObjectStoreOptions {
+  s3: S3Client;
+  bucket: string;
+  /** Bytes per multipart part (default 8 MiB, at least 5 MiB); grown for large `sizeHint`s. */
+  partSize?: number;
+  /** Parts uploaded in parallel (default 4); memory is bounded by (queueSize + 1) × partSize. */
+  queueSize?: number;
+  /** Keys per ListObjectsV2 page (default 1,000, S3's maximum). */
+  listPageSize?: number;
+}
+
+/**
+ * Part size (whole MiB, at least `minPart`) with which an object of `maxBytes` fits in S3's
+ * 10,000 parts.
+ */
+export function partSizeFor(maxBytes: number, minPart: number = MIN_PART_BYTES): number {
+  if (maxBytes > MAX_OBJECT_BYTES) {
+    throw new RangeError(`an object of ${maxBytes} bytes is larger than S3's 5 TiB limit`);
+  }
+  const needed = Math.ceil(Math.ceil(maxBytes / MAX_PARTS) / MiB) * MiB;
+  return Math.min(MAX_PART_BYTES, Math.max(minPart, MIN_PART_BYTES, needed));
+}
+
+/** Throws unless metadata survives a trip through HTTP headers unchanged. */
+export function assertHeaderSafeMetadata(metadata: Record<string, string>): void {
+  let size = 0;
+  for (const [name, value] of Object.entries(metadata)) {
+    if (!/^[a-z0-9][a-z0-9._-]*$/u.test(name)) {
+      throw new TypeError(
+        `metadata name ${JSON.stringify(name)} must be lowercase letters, digits, '.', '_' or '-' (S3 lowercases names)`,
+      );
+    }
+    if (!/^[\x20-\x7e]*$/u.test(value) || value !== value.trim()) {
+      throw new TypeError(
+        `metadata ${name} must be printable ASCII without leading or trailing spaces; encode it (e.g. encodeURIComponent) first`,
+      );
+    }
+    size += name.length + value.length;
+  }
+  if (size > MAX_METADATA_BYTES) {
+    throw new TypeError(`metadata takes ${size} bytes; S3 allows ${MAX_METADATA_BYTES}`);
+  }
+}
+
+/** ObjectStore over an S3 bucket (versioned in production): streamed, verified, all-or-nothing puts. */
+export class S3ObjectStore implements ObjectStore {
+  readonly bucket: string;
+  private readonly s3: S3Client;
+  private readonly partSize: number;
+  private readonly queueSize: number;
+  private readonly listPageSize: number;
+  private bucketConfirmed = false;
+
+  constructor(options: S3ObjectStoreOptions) {
+    const { s3, bucket, partSize = DEFAULT_PART_BYTES, queueSize = 4, listPageSize = 1000 } = options;
+    if (!bucket) throw new ConfigError('S3ObjectStore needs a bucket name');
+    if (!Number.isInteger(partSize) || partSize < MIN_PART_BYTES || partSize > MAX_PART_BYTES) {
+      throw new ConfigError(`partSize must be a whole number of bytes from 5 MiB to 5 GiB, not ${partSize}`);
+    }
+    if (!Number.isInteger(queueSize) || queueSize < 1) {
+      throw new ConfigError(`queueSize must be a whole number of at least 1, not ${queueSize}`);
+    }
+    this.s3 = s3;
+    this.bucket = bucket;
+    this.partSize = partSize;
+    this.queueSize = queueSize;
+    this.listPageSize = listPageSize;
+  }
+
+  async put(key: string, body: Readable, options: PutOptions): Promise<PutResult> {
+    const { metadata, signal } = options;
+    const givenMd5 = metadata[META.md5];
+    let partSize = this.partSize;
+    try {
+      assertHeaderSafeMetadata(metadata);
+      if (givenMd5 !== undefined && !/^[0-9a-f]{32}$/iu.test(givenMd5)) {
+        throw new TypeError(
+          `metadata ${META.md5} must be 32 hexadecimal digits, not ${JSON.stringify(givenMd5)}`,
+        );
+      }
+      if (options.sizeHint !== undefined && options.sizeHint > 0) {
+        partSize = partSizeFor(options.sizeHint, this.partSize);
+      }
+      signal?.throwIfAborted();
+    } catch (error) {
+      body.destroy();
+      throw error;
+    }
+    // The object's md5 metadata must never describe other bytes than the ones stored.
+    const verifier = new VerifyingStream(givenMd5 ? { md5: givenMd5 } : {}, key);
+    // A failed or aborted body fails the verifier, which fails the upload before it completes.
+    pipeline(body, verifier, () => undefined);
+    const onAbort = () => body.destroy(abortReason(signal));
+    signal?.addEventListener('abort', onAbort, { once: true });
+
+    const upload = new Upload({
+      client: this.s3,
+      params: {
+        Bucket: this.bucket,
+        Key: key,
+        Body: verifier,
+        Metadata: metadata,
+        ContentType: options.contentType,
+      },
+      partSize,
+      queueSize: this.queueSize,
+      leavePartsOnError: false,
+    });
+    let versionId: string | undefined;
+    try {
+      const done = await upload.done();
+      versionId = done.VersionId;
+    } catch (error) {
+      verifier.destroy();
+      if (signal?.aborted) throw abortReason(signal);
+      throw this.classify(error, `uploading ${key}`);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    // An abort that arrives once S3 has completed the upload is too late to matter: every byte
+    // passed the verifier, so the copy is whole (and taking it back would need delete rights).
+    const md5 = verifier.md5;
+    if (!givenMd5) {
+      // The checksum is known only after the last byte, too late for metadata: tag this version.
+      await this.send(
+        () =>
+          this.s3.send(
+            new PutObjectTaggingCommand({
+              Bucket: this.bucket,
+              Key: key,
+              VersionId: versionId,
+              Tagging: { TagSet: [{ Key: MD5_TAG, Value: md5 }] },
+            }),
+          ),
+        `tagging ${key} with its MD5`,
+      );
+    }
+    return { key, versionId, bytes: verifier.bytes, md5 };
+  }
+
+  async head(key: string): Promise<StoredObject | undefined> {
+    let found;
+    try {
+      found = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (error) {
+      if (isNotFound(error)) {
+        // A HEAD 404 has no body, so a missing bucket looks like a missing key: check once.
+        await this.confirmBucket();
+        return undefined;
+      }
+      throw this.classify(error, `reading ${key}`);
+    }
+    this.bucketConfirmed = true;
+    const metadata = found.Metadata ?? {};
+    const md5 = metadata[META.md5] ?? (await this.md5Tag(key, found.VersionId));
+    return {
+      key,
+      bytes: found.ContentLength ?? 0,
+      md5,
+      metadata,
+      versionId: found.VersionId,
+      etag: unquote(found.ETag),
+      lastModified: found.LastModified,
+      storageClass: found.StorageClass ?? 'STANDARD',
+    };
+  }
+
+  async *list(prefix: string): AsyncIterable<StoredObject> {
+    let token: string | undefined;
+    do {
+      const page = await this.send(
+        () =>
+          this.s3.send(
+            new ListObjectsV2Command({
+              Bucket: this.bucket,
+              Prefix: prefix,
+              ContinuationToken: token,
+              MaxKeys: this.listPageSize,
+            }),
+          ),
+        `listing ${prefix}`,
+      );
+      for (const object of page.Contents ?? []) {
+        if (object.Key === undefined) continue;
+        yield {
+          key: object.Key,
+          bytes: object.Size ?? 0,
+          metadata: {},
+          etag: unquote(object.ETag),
+          lastModified: object.LastModified,
+          storageClass: object.StorageClass ?? 'STANDARD',
+        };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async get(key: string, range?: { start: number; end?: number }): Promise<Readable> {
+    const header = range ? `bytes=${range.start}-${range.end ?? ''}` : undefined;
+    let found;
+    try {
+      found = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: header }));
+    } catch (error) {
+      if (errorName(error) === 'NoSuchKey') {
+        throw new AssetGoneError(`no object ${key} in S3 bucket "${this.bucket}"`, { cause: error });
+      }
+      throw this.classify(error, `reading ${key}`);
+    }
+    if (!(found.Body instanceof Readable)) {
+      throw new RetryableError(`S3 returned no readable body for ${key}`);
+    }
+    return found.Body;
+  }
+
+  private async md5Tag(key: string, versionId: string | undefined): Promise<string | undefined> {
+    const tags = await this.send(
+      () =>
+        this.s3.send(new GetObjectTaggingCommand({ Bucket: this.bucket, Key: key, VersionId: versionId })),
+      `reading the tags of ${key}`,
+    );
+    return tags.TagSet?.find((tag) => tag.Key === MD5_TAG)?.Value;
+  }
+
+  private async confirmBucket(): Promise<void> {
+    if (this.bucketConfirmed) return;
+    try {
+      await this.s3.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      this.bucketConfirmed = true;
+    } catch (error) {
+      throw isNotFound(error)
+        ? this.missingBucket('checking the bucket', error)
+        : this.classify(error, 'checking the bucket');
+    }
+  }
+
+  private async send<T>(call: () => Promise<T>, action: string): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      throw this.classify(error, action);
+    }
+  }
+
+  /** Turns an S3 failure into what to do about it; never echoes request details or credentials. */
+  private classify(error: unknown, action: string): unknown {
+    if (error instanceof ReplicatorError || errorName(error) === 'AbortError') return error;
+    if (errorName(error) === 'NoSuchBucket') return this.missingBucket(action, error);
+    if (dispositionOf(error) === 'fatal') {
+      return new FatalError(
+        `S3 denied access to bucket "${this.bucket}" (${action}): check the AWS credentials and that the IAM policy allows this on the bucket`,
+        { cause: error },
+      );
+    }
+    if (isTransient(error)) {
+      return new RetryableError(
+        `S3 ${action} in "${this.bucket}" failed, try again: ${describeError(error)}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    return error;
+  }
+
+  private missingBucket(action: string, cause: unknown): FatalError {
+    return new FatalError(
+      `S3 bucket "${this.bucket}" does not exist (${action}): check the bucket name setting, the AWS region and the account`,
+      { cause },
+    );
+  }
+}
+
+function abortReason(signal: AbortSignal | undefined): Error {
+  const reason: unknown = signal?.reason;
+  if (reason instanceof Error) return reason;
+  return Object.assign(new Error('upload aborted'), { name: 'AbortError' });
+}
+
+function unquote(etag: string | undefined): string | undefined {
+  return etag?.replace(/^"|"$/gu, '');
+}
+
+function errorName(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null ? (error as { name?: string }).name : undefined;
+}
+
+function isNotFound(error: unknown): boolean {
+  const name = errorName(error);
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  return name === 'NotFound' || name === 'NoSuchKey' || status === 404;
+}
+
+const TRANSIENT_NAMES = new Set([
+  'SlowDown',
+  'Throttling',
+  'ThrottlingException',
+  'RequestTimeout',
+  'RequestTimeTooSkewed',
+  'InternalError',
+  'ServiceUnavailable',
+  'TimeoutError',
+]);
+
+/** Throttling, 5xx and network trouble. */
+function isTransient(error: unknown): boolean {
+  const e = error as {
+    name?: string;
+    code?: unknown;
+    $fault?: string;
+    $retryable?: unknown;
+    $metadata?: { httpStatusCode?: number };
+  };
+  const status = e.$metadata?.httpStatusCode ?? 0;
+  if ((e.name && TRANSIENT_NAMES.has(e.name)) || e.$retryable || e.$fault === 'server') return true;
+  if (status >= 500 || status === 429) return true;
+  // Socket errors carry a code and no HTTP status; dispositionOf knows which codes are transient.
+  return typeof e.code === 'string' && dispositionOf(error) === 'retry';
+}

@@ -1,0 +1,232 @@
+import type { Library } from './Library.js';
+
+/** Cloudinary resource types; audio counts as `video`. */
+export type ResourceType = 'image' | 'video' | 'raw';
+
+/** What `Library.add` takes: one asset as its uploader would describe it. */
+export interface AssetSpec {
+  publicId: string;
+  resourceType: ResourceType;
+  /** Delivery type; `upload` when absent. */
+  type?: string;
+  /** File format; leave undefined for `raw` (the public id holds the extension). */
+  format?: string;
+  bytes: number;
+  /** First upload time; the library's clock when absent. */
+  createdAt?: Date;
+  tags?: string[];
+  context?: Record<string, string>;
+  metadata?: Record<string, unknown>;
+  /** Dynamic-folder mode's folder; the public id's folder part when absent. */
+  assetFolder?: string;
+  displayName?: string;
+  width?: number;
+  height?: number;
+}
+
+/** One upload of an asset: what `versions=true` lists and what delivery can still serve. */
+export interface VersionRecord {
+  readonly version: number;
+  readonly version_id: string;
+  readonly format: string | undefined;
+  readonly bytes: number;
+  /** ISO date of that upload. */
+  readonly uploaded_at: string;
+}
+
+/** The bytes of one version of one asset: enough to regenerate them. */
+export interface ContentRef {
+  readonly asset_id: string;
+  readonly version: number;
+  readonly bytes: number;
+}
+
+/**
+ * One asset as the double stores it: an immutable snapshot (mutations make a new one).
+ * Field names follow Cloudinary's JSON so tests can compare them with API answers directly.
+ */
+export interface DoubleAsset extends ContentRef {
+  readonly public_id: string;
+  readonly format: string | undefined;
+  readonly version_id: string;
+  readonly resource_type: ResourceType;
+  readonly type: string;
+  /** ISO date (seconds precision) of the first upload; an overwrite keeps it (unconfirmed, see Library). */
+  readonly created_at: string;
+  /** ISO date of the latest upload; `version` is the same instant in unix seconds. */
+  readonly uploaded_at: string;
+  /** ISO date of the latest change of any kind. */
+  readonly updated_at: string;
+  readonly width: number | undefined;
+  readonly height: number | undefined;
+  readonly duration: number | undefined;
+  readonly tags: readonly string[];
+  readonly context: Readonly<Record<string, string>>;
+  readonly metadata: Readonly<Record<string, unknown>>;
+  readonly asset_folder: string;
+  readonly display_name: string;
+  readonly tags_updated_at: string | undefined;
+  readonly context_updated_at: string | undefined;
+  readonly metadata_updated_at: string | undefined;
+  readonly public_id_updated_at: string | undefined;
+  /** Every upload of this asset, oldest first; the last one is the current version. */
+  readonly versions: readonly VersionRecord[];
+}
+
+/** Routes a fault can target. `admin` is every Admin API call except search. */
+export type FaultRoute = 'admin' | 'search' | 'delivery' | 'download';
+
+export type FaultEffect =
+  /** Wait this long before answering. */
+  | { kind: 'latency'; ms: number }
+  /** Send the body no faster than this. */
+  | { kind: 'bandwidth'; bytesPerSecond: number }
+  /** Answer with this status instead (500 with a JSON error, others with an HTML page like a load balancer). */
+  | { kind: 'status'; status: number }
+  /** Send the headers and `afterBytes` bytes of body, then reset the connection (RST). */
+  | { kind: 'reset'; afterBytes?: number }
+  /** Announce the full Content-Length, send `afterBytes` (default: half) and close the connection cleanly. */
+  | { kind: 'short'; afterBytes?: number }
+  /** Same length, but the byte at content offset `at` (default: the middle) is flipped: the MD5 no longer matches. */
+  | { kind: 'corrupt'; at?: number }
+  /** Never answer; `close()` ends the request. */
+  | { kind: 'hang' };
+
+export type FaultSpec = FaultEffect & {
+  route: FaultRoute | readonly FaultRoute[];
+  /** Only requests for this public id (details, delivery, download). */
+  publicId?: string;
+  /** How many requests the fault hits before it retires; unlimited when absent. */
+  times?: number;
+  /** Share (0..1) of matching requests hit, chosen deterministically from the seed; 1 when absent. */
+  share?: number;
+};
+
+/** A fault as it stands: how often it hit so far. */
+export interface ActiveFault {
+  readonly id: number;
+  readonly spec: FaultSpec;
+  readonly hits: number;
+  /** Requests it matched (hit or spared by `share`). */
+  readonly seen: number;
+}
+
+export interface Faults {
+  add(spec: FaultSpec): ActiveFault;
+  remove(fault: ActiveFault | number): void;
+  clear(): void;
+  list(): ActiveFault[];
+}
+
+export interface DoubleClock {
+  now(): Date;
+  advance(ms: number): void;
+  set(date: Date): void;
+}
+
+export interface DoubleCounters {
+  /** Authenticated Admin API calls, searches included, whatever their answer (injected faults and 420s too). */
+  adminCalls: number;
+  /** The searches among `adminCalls`. */
+  searchCalls: number;
+  /** Requests on the delivery host (`/<cloud>/<rt>/<type>/...`), whatever their answer. */
+  deliveryRequests: number;
+  /** Body bytes written by delivery answers. */
+  deliveryBytes: number;
+  /** Requests to the download API (`/v1_1/<cloud>/<rt>/download`), whatever their answer. */
+  downloadApiRequests: number;
+  /** Body bytes written by download API answers. */
+  downloadBytes: number;
+  /** Admin calls refused with 420/429. */
+  rateLimited: number;
+  reset(): void;
+}
+
+export type RequestKind = 'admin' | 'search' | 'delivery' | 'download' | 'other';
+
+/** One request as the double saw it; never holds the secret, signatures or Authorization. */
+export interface RequestLogEntry {
+  at: Date;
+  method: string;
+  /** URL path without the query; `s--…--` signature components are masked. */
+  path: string;
+  /** 0 while unanswered (or when the connection ended before an answer). */
+  status: number;
+  kind: RequestKind;
+  publicId?: string;
+  /** Body bytes written. */
+  bytes?: number;
+  /** Admin query or search body parameters that shape paging (max_results, next_cursor, prefix, ...). */
+  params?: Record<string, string>;
+}
+
+/** How the double answers once the hourly budget is spent. */
+export interface RateLimitBehaviour {
+  /** 420 (documented) or 429 (newer behaviour). */
+  status: 420 | 429;
+  /** Whether the X-FeatureRateLimit-* headers come with the refusal (unconfirmed upstream). */
+  headersWhenExceeded: boolean;
+}
+
+export interface DoubleOptions {
+  cloudName?: string;
+  apiKey?: string;
+  apiSecret?: string;
+  library?: Library;
+  /** Admin API budget per clock hour, searches included; 500 when absent. */
+  rateLimitPerHour?: number;
+  rateLimitStatus?: 420 | 429;
+  /** Send the rate-limit headers with the 420/429 too; true when absent. */
+  rateLimitHeadersWhenExceeded?: boolean;
+  /** Base clock; `clock.advance`/`clock.set` shift it. Real time when absent. */
+  now?: () => Date;
+  /** 0 (any free port) when absent. */
+  port?: number;
+  /** Seeds the fault shares; the library's seed when absent. */
+  seed?: number | string;
+  /**
+   * What delivery does with `v<N>` naming no version of the asset. `not-found` (default) answers 404,
+   * which catches callers that build URLs without the listed version (the SDK writes `v1`); `current`
+   * serves the current version, as Cloudinary's origin does.
+   */
+  unknownVersion?: 'not-found' | 'current';
+  /**
+   * Simulate the CDN's stale unversioned copies: an unversioned URL keeps serving the version that was
+   * current when it was first requested. False when absent.
+   */
+  staleUnversioned?: boolean;
+  /** Oldest entries are dropped past this many; 200,000 when absent. */
+  requestLogLimit?: number;
+}
+
+export interface CloudinaryDouble {
+  readonly port: number;
+  /** `http://127.0.0.1:PORT`: Admin API, download API and delivery all answer here. */
+  readonly origin: string;
+  readonly cloudName: string;
+  readonly apiKey: string;
+  readonly apiSecret: string;
+  /** `cloudinary://KEY:SECRET@CLOUD?upload_prefix=<origin>&secure=false&cname=127.0.0.1:PORT` */
+  readonly cloudinaryUrl: string;
+  /** Per-call SDK options that reach this double whatever the global config says. */
+  readonly sdkOptions: {
+    cloud_name: string;
+    api_key: string;
+    api_secret: string;
+    upload_prefix: string;
+    secure: false;
+    cname: string;
+  };
+  readonly library: Library;
+  readonly clock: DoubleClock;
+  readonly faults: Faults;
+  readonly counters: DoubleCounters;
+  readonly requestLog: RequestLogEntry[];
+  readonly rateLimit: RateLimitBehaviour;
+  setRateLimit(perHour: number): void;
+  /** Budget left in the current clock hour. */
+  rateLimitRemaining(): number;
+  /** The versioned delivery URL of an asset (what listings put in `secure_url`). */
+  deliveryUrl(asset: DoubleAsset): string;
+  close(): Promise<void>;
+}

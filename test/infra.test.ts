@@ -1,0 +1,703 @@
+import { App, Validations } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Bucket } from 'aws-cdk-lib/aws-s3';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  ASSETS_PREFIX as SHARED_ASSETS_PREFIX,
+  MANIFESTS_PREFIX as SHARED_MANIFESTS_PREFIX,
+} from '../shared/constants.js';
+import { readConfig } from '../infra/config.js';
+import {
+  ASSETS_PREFIX,
+  CUSTOM_METRICS,
+  MANIFESTS_PREFIX,
+  SECRET_PLACEHOLDER,
+} from '../infra/constructs/index.js';
+import { flattenReference } from '../infra/nag.js';
+import { buildReplicatorApp } from '../infra/replicatorApp.js';
+import type { ReplicatorStack } from '../infra/ReplicatorStack.js';
+
+// Template assertions do not need the Lambda bundles; test/infraSynth.test.ts bundles through the CLI.
+const SKIP_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
+
+type Json = Record<string, unknown>;
+interface CfnResource {
+  Type: string;
+  Properties?: Json;
+  DeletionPolicy?: string;
+  UpdateReplacePolicy?: string;
+  Metadata?: { cdk_nag?: { rules_to_suppress: { id: string; reason: string }[] } };
+}
+interface Statement {
+  Effect: string;
+  Action: string | string[];
+  Resource?: unknown;
+  Condition?: Json;
+  Principal?: unknown;
+}
+
+/** Asserts that the template holds a `type` resource whose properties match `props` (objectLike). */
+function expectResource(t: Template, type: string, props: unknown): void {
+  t.hasResourceProperties(type, props);
+}
+
+let app: App;
+let stack: ReplicatorStack;
+let template: Template;
+let resources: Record<string, CfnResource>;
+
+beforeAll(() => {
+  app = new App({ context: SKIP_BUNDLING });
+  stack = buildReplicatorApp(app, readConfig({ context: {}, env: {} }));
+  template = Template.fromStack(stack);
+  resources = template.toJSON().Resources as Record<string, CfnResource>;
+});
+
+function ofType(type: string): [string, CfnResource][] {
+  return Object.entries(resources).filter(([, r]) => r.Type === type);
+}
+
+function only(type: string): [string, CfnResource] {
+  const found = ofType(type);
+  expect({ type, count: found.length }).toEqual({ type, count: 1 });
+  return found[0] as [string, CfnResource];
+}
+
+function logicalIdOf(construct: IConstruct): string {
+  return stack.getLogicalId(construct.node.defaultChild as never);
+}
+
+function asArray<T>(value: T | T[] | undefined): T[] {
+  return value === undefined ? [] : Array.isArray(value) ? value : [value];
+}
+
+function statementsOf(policy: CfnResource): Statement[] {
+  return (policy.Properties?.PolicyDocument as { Statement: Statement[] }).Statement;
+}
+
+/** The IAM policy attached to a role, by the role's logical id. */
+function policyOfRole(roleLogicalId: string): CfnResource {
+  const found = ofType('AWS::IAM::Policy').filter(([, p]) =>
+    asArray(p.Properties?.Roles as unknown[]).some(
+      (r) => JSON.stringify(r) === JSON.stringify({ Ref: roleLogicalId }),
+    ),
+  );
+  expect(found).toHaveLength(1);
+  return (found[0] as [string, CfnResource])[1];
+}
+
+function functionNamed(id: 'Enumerate' | 'Replicate'): CfnResource {
+  return resources[logicalIdOf(stack[id === 'Enumerate' ? 'enumerate' : 'replicate'])] as CfnResource;
+}
+
+function roleIdOf(fn: CfnResource): string {
+  return ((fn.Properties?.Role as Json)['Fn::GetAtt'] as string[])[0] as string;
+}
+
+describe('backup bucket', () => {
+  const bucket = (): CfnResource => only('AWS::S3::Bucket')[1];
+
+  it('blocks every kind of public access', () => {
+    expect(bucket().Properties?.PublicAccessBlockConfiguration).toEqual({
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
+  });
+
+  it('encrypts objects with S3-managed keys by default', () => {
+    expect(bucket().Properties?.BucketEncryption).toEqual({
+      ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+    });
+  });
+
+  it('keeps every version and survives the deletion of the stack', () => {
+    expect(bucket().Properties?.VersioningConfiguration).toEqual({ Status: 'Enabled' });
+    expect(bucket().DeletionPolicy).toBe('Retain');
+    expect(bucket().UpdateReplacePolicy).toBe('Retain');
+  });
+
+  it('refuses requests without TLS or with TLS older than 1.2', () => {
+    expectResource(template, 'AWS::S3::BucketPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Deny',
+            Action: 's3:*',
+            Principal: { AWS: '*' },
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+          Match.objectLike({
+            Effect: 'Deny',
+            Action: 's3:*',
+            Principal: { AWS: '*' },
+            Condition: { NumericLessThan: { 's3:TlsVersion': 1.2 } },
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('moves assets and their replaced versions to Glacier Instant Retrieval after 7 days and never expires them', () => {
+    const rules = (bucket().Properties?.LifecycleConfiguration as { Rules: Json[] }).Rules;
+    const assets = rules.find((r) => r.Prefix === 'assets/');
+    expect(assets).toMatchObject({
+      Status: 'Enabled',
+      Transitions: [{ StorageClass: 'GLACIER_IR', TransitionInDays: 7 }],
+      NoncurrentVersionTransitions: [{ StorageClass: 'GLACIER_IR', TransitionInDays: 7 }],
+    });
+    for (const rule of rules) {
+      expect(rule).not.toHaveProperty('ExpirationInDays');
+      expect(rule).not.toHaveProperty('NoncurrentVersionExpiration');
+    }
+  });
+
+  it('keeps manifests in a storage class that reads instantly', () => {
+    const rules = (bucket().Properties?.LifecycleConfiguration as { Rules: Json[] }).Rules;
+    const manifests = rules.find((r) => r.Prefix === 'manifests/');
+    expect(manifests?.Transitions).toEqual([{ StorageClass: 'STANDARD_IA', TransitionInDays: 30 }]);
+    const archiveClasses = ['GLACIER', 'DEEP_ARCHIVE', 'GLACIER_IR'];
+    const touchingManifests = rules.filter((r) => r.Prefix === undefined || r.Prefix === 'manifests/');
+    for (const rule of touchingManifests) {
+      for (const t of asArray(rule.Transitions as Json[]))
+        expect(archiveClasses).not.toContain(t.StorageClass);
+    }
+  });
+
+  it('aborts multipart uploads left incomplete for 3 days', () => {
+    const rules = (bucket().Properties?.LifecycleConfiguration as { Rules: Json[] }).Rules;
+    const abort = rules.find((r) => r.AbortIncompleteMultipartUpload !== undefined);
+    expect(abort).toMatchObject({
+      Status: 'Enabled',
+      AbortIncompleteMultipartUpload: { DaysAfterInitiation: 3 },
+    });
+    expect(abort).not.toHaveProperty('Prefix');
+  });
+
+  it('leaves objects under 128 KB out of archive transitions, explicitly', () => {
+    expect(bucket().Properties?.LifecycleConfiguration).toMatchObject({
+      TransitionDefaultMinimumObjectSize: 'all_storage_classes_128K',
+    });
+  });
+
+  it('uses the same prefixes as the engine', () => {
+    expect(ASSETS_PREFIX).toBe(SHARED_ASSETS_PREFIX);
+    expect(MANIFESTS_PREFIX).toBe(SHARED_MANIFESTS_PREFIX);
+  });
+
+  it('has no Object Lock unless asked for', () => {
+    expect(bucket().Properties).not.toHaveProperty('ObjectLockEnabled');
+  });
+});
+
+describe('state table', () => {
+  it('is on-demand, keyed by pk/sk, recoverable to any point in time and retained', () => {
+    const [, table] = only('AWS::DynamoDB::Table');
+    expect(table.Properties).toMatchObject({
+      BillingMode: 'PAY_PER_REQUEST',
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      AttributeDefinitions: [
+        { AttributeName: 'pk', AttributeType: 'S' },
+        { AttributeName: 'sk', AttributeType: 'S' },
+      ],
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      DeletionProtectionEnabled: true,
+    });
+    expect(table.DeletionPolicy).toBe('Retain');
+    expect(table.UpdateReplacePolicy).toBe('Retain');
+  });
+});
+
+describe('work queue', () => {
+  const queueId = (): string => logicalIdOf(stack.work.queue);
+  const dlqId = (): string => logicalIdOf(stack.work.deadLetterQueue);
+
+  it('dead-letters an item one delivery after the worker gives up on it itself', () => {
+    const queue = resources[queueId()] as CfnResource;
+    expect(queue.Properties?.RedrivePolicy).toEqual({
+      deadLetterTargetArn: { 'Fn::GetAtt': [dlqId(), 'Arn'] },
+      maxReceiveCount: 6,
+    });
+    const env = (functionNamed('Replicate').Properties?.Environment as { Variables: Json }).Variables;
+    expect(env.MAX_RECEIVES).toBe('5');
+  });
+
+  it('hides a delivered item for at least six times the worker timeout', () => {
+    const queue = resources[queueId()] as CfnResource;
+    const workerTimeout = functionNamed('Replicate').Properties?.Timeout as number;
+    expect(queue.Properties?.VisibilityTimeout).toBeGreaterThanOrEqual(6 * workerTimeout);
+  });
+
+  it('keeps dead letters for 14 days, the longest SQS allows', () => {
+    expect((resources[dlqId()] as CfnResource).Properties?.MessageRetentionPeriod).toBe(14 * 24 * 3600);
+  });
+
+  it('encrypts both queues and refuses requests without TLS', () => {
+    for (const id of [queueId(), dlqId()]) {
+      expect((resources[id] as CfnResource).Properties?.SqsManagedSseEnabled).toBe(true);
+      expectResource(template, 'AWS::SQS::QueuePolicy', {
+        Queues: [{ Ref: id }],
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          ]),
+        },
+      });
+    }
+  });
+});
+
+describe('functions', () => {
+  it('run on ARM64 with Node.js 22 from an ESM bundle with source maps', () => {
+    const functions = ofType('AWS::Lambda::Function');
+    expect(functions).toHaveLength(2);
+    for (const [, fn] of functions) {
+      expect(fn.Properties).toMatchObject({
+        Architectures: ['arm64'],
+        Runtime: 'nodejs22.x',
+        Handler: 'index.handler',
+        Environment: { Variables: { NODE_OPTIONS: '--enable-source-maps' } },
+      });
+    }
+  });
+
+  it('log to their own log group, kept 30 days', () => {
+    for (const id of ['Enumerate', 'Replicate'] as const) {
+      const logGroupRef = (functionNamed(id).Properties?.LoggingConfig as { LogGroup: { Ref: string } })
+        .LogGroup.Ref;
+      expect(resources[logGroupRef]).toMatchObject({
+        Type: 'AWS::Logs::LogGroup',
+        Properties: { RetentionInDays: 30 },
+      });
+    }
+  });
+
+  it('get exactly the environment their handlers read, and never the Cloudinary URL itself', () => {
+    const common = [
+      'NODE_OPTIONS',
+      'POWERTOOLS_SERVICE_NAME',
+      'POWERTOOLS_METRICS_NAMESPACE',
+      'LOG_LEVEL',
+      'TABLE_NAME',
+      'BUCKET_NAME',
+      'QUEUE_URL',
+      'CLOUDINARY_SECRET_ID',
+      'RESOURCE_TYPES',
+      'DELIVERY_TYPES',
+    ];
+    const envOf = (id: 'Enumerate' | 'Replicate'): Json =>
+      (functionNamed(id).Properties?.Environment as { Variables: Json }).Variables;
+    expect(Object.keys(envOf('Enumerate')).sort()).toEqual(
+      [...common, 'ADMIN_RESERVE', 'LISTING_API', 'CONTINUATION_GROUP', 'CONTINUATION_ROLE_ARN'].sort(),
+    );
+    expect(Object.keys(envOf('Replicate')).sort()).toEqual(
+      [
+        ...common,
+        'DLQ_URL',
+        'MAX_RECEIVES',
+        'PART_SIZE_MB',
+        'UPLOAD_QUEUE_SIZE',
+        'WORKER_CONCURRENCY',
+      ].sort(),
+    );
+    expect(envOf('Enumerate')).toMatchObject({
+      POWERTOOLS_SERVICE_NAME: 'cloudinary-s3-replicator',
+      POWERTOOLS_METRICS_NAMESPACE: 'CloudinaryS3Replicator',
+      LOG_LEVEL: 'INFO',
+      RESOURCE_TYPES: 'image,video,raw',
+      DELIVERY_TYPES: 'upload,private,authenticated',
+      ADMIN_RESERVE: '10',
+      LISTING_API: 'search',
+    });
+    expect(envOf('Replicate')).toMatchObject({
+      PART_SIZE_MB: '8',
+      UPLOAD_QUEUE_SIZE: '4',
+      WORKER_CONCURRENCY: '4',
+    });
+    const secretId = logicalIdOf(stack.cloudinary.secret);
+    for (const id of ['Enumerate', 'Replicate'] as const) {
+      expect(envOf(id).CLOUDINARY_SECRET_ID).toEqual({ Ref: secretId });
+      expect(JSON.stringify(envOf(id))).not.toContain('cloudinary://');
+    }
+  });
+
+  it('replicate takes work in batches, reports single failures and is capped in concurrency', () => {
+    const [, mapping] = only('AWS::Lambda::EventSourceMapping');
+    expect(mapping.Properties).toMatchObject({
+      EventSourceArn: { 'Fn::GetAtt': [logicalIdOf(stack.work.queue), 'Arn'] },
+      FunctionName: { Ref: logicalIdOf(stack.replicate) },
+      BatchSize: 8,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: 5 },
+    });
+  });
+
+  it('have roles of their own without AWS managed policies', () => {
+    for (const id of ['Enumerate', 'Replicate'] as const) {
+      const role = resources[roleIdOf(functionNamed(id))] as CfnResource;
+      expect(role.Properties).not.toHaveProperty('ManagedPolicyArns');
+      expect(role.Properties?.AssumeRolePolicyDocument).toMatchObject({
+        Statement: [
+          { Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' },
+        ],
+      });
+    }
+  });
+
+  it('replicate works only under assets/ and enumerate only under manifests/', () => {
+    const objectStatements = (id: 'Enumerate' | 'Replicate'): Statement[] =>
+      statementsOf(policyOfRole(roleIdOf(functionNamed(id)))).filter((s) =>
+        asArray(s.Action).some((a) => a.startsWith('s3:')),
+      );
+    const bucketId = logicalIdOf(stack.backup.bucket);
+    const onPrefix = (prefix: string): unknown => ({
+      'Fn::Join': ['', [{ 'Fn::GetAtt': [bucketId, 'Arn'] }, `/${prefix}*`]],
+    });
+    expect(objectStatements('Replicate')).toEqual([
+      {
+        Effect: 'Allow',
+        Action: [
+          's3:PutObject',
+          's3:GetObject',
+          's3:AbortMultipartUpload',
+          's3:ListMultipartUploadParts',
+          's3:PutObjectTagging',
+          's3:PutObjectVersionTagging',
+        ],
+        Resource: onPrefix('assets/'),
+      },
+    ]);
+    expect(objectStatements('Enumerate')).toEqual([
+      {
+        Effect: 'Allow',
+        Action: ['s3:PutObject', 's3:GetObject', 's3:AbortMultipartUpload'],
+        Resource: onPrefix('manifests/'),
+      },
+      {
+        Effect: 'Allow',
+        Action: 's3:ListBucket',
+        Resource: { 'Fn::GetAtt': [bucketId, 'Arn'] },
+        Condition: { StringLike: { 's3:prefix': 'manifests/*' } },
+      },
+    ]);
+  });
+
+  it('only the enumerator sends work, only the worker sends dead letters', () => {
+    const sendsTo = (id: 'Enumerate' | 'Replicate'): unknown[] =>
+      statementsOf(policyOfRole(roleIdOf(functionNamed(id))))
+        .filter((s) => asArray(s.Action).includes('sqs:SendMessage'))
+        .flatMap((s) => asArray(s.Resource));
+    expect(sendsTo('Enumerate')).toEqual([{ 'Fn::GetAtt': [logicalIdOf(stack.work.queue), 'Arn'] }]);
+    expect(sendsTo('Replicate')).toEqual([
+      { 'Fn::GetAtt': [logicalIdOf(stack.work.deadLetterQueue), 'Arn'] },
+    ]);
+  });
+});
+
+describe('schedule', () => {
+  it('starts a run every day at 03:00 UTC with {"action":"start"}', () => {
+    const [, schedule] = only('AWS::Scheduler::Schedule');
+    expect(schedule.Properties).toMatchObject({
+      ScheduleExpression: 'cron(0 3 * * ? *)',
+      ScheduleExpressionTimezone: 'UTC',
+      State: 'ENABLED',
+      FlexibleTimeWindow: { Mode: 'OFF' },
+      Target: {
+        Arn: { 'Fn::GetAtt': [logicalIdOf(stack.enumerate), 'Arn'] },
+        RoleArn: { 'Fn::GetAtt': [logicalIdOf(stack.schedule.invokeRole), 'Arn'] },
+      },
+    });
+    const target = schedule.Properties?.Target as { Input: string };
+    expect(JSON.parse(target.Input)).toEqual({ action: 'start' });
+    expect(schedule.Properties).not.toHaveProperty('GroupName');
+  });
+
+  it('the Scheduler may invoke the enumerator and nothing else, on behalf of this account only', () => {
+    const roleId = logicalIdOf(stack.schedule.invokeRole);
+    const role = resources[roleId] as CfnResource;
+    expect(role.Properties?.AssumeRolePolicyDocument).toMatchObject({
+      Statement: [
+        {
+          Effect: 'Allow',
+          Principal: { Service: 'scheduler.amazonaws.com' },
+          Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+        },
+      ],
+    });
+    const statements = statementsOf(policyOfRole(roleId));
+    expect(statements.flatMap((s) => asArray(s.Action))).toEqual(['lambda:InvokeFunction']);
+    const enumerateArn = { 'Fn::GetAtt': [logicalIdOf(stack.enumerate), 'Arn'] };
+    expect(statements[0]?.Resource).toEqual([enumerateArn, { 'Fn::Join': ['', [enumerateArn, ':*']] }]);
+  });
+
+  it('the enumerator continues itself only through its own schedule group and role', () => {
+    const statements = statementsOf(policyOfRole(roleIdOf(functionNamed('Enumerate'))));
+    const groupName = (resources[logicalIdOf(stack.schedule.continuationGroup)] as CfnResource).Properties
+      ?.Name as string;
+    const scheduling = statements.find((s) => asArray(s.Action).includes('scheduler:CreateSchedule'));
+    expect(scheduling?.Action).toEqual(['scheduler:CreateSchedule', 'scheduler:DeleteSchedule']);
+    expect(flattenReference(scheduling?.Resource)).toBe(
+      `arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/${groupName}/*`,
+    );
+    const passRole = statements.find((s) => asArray(s.Action).includes('iam:PassRole'));
+    expect(passRole).toEqual({
+      Effect: 'Allow',
+      Action: 'iam:PassRole',
+      Resource: { 'Fn::GetAtt': [logicalIdOf(stack.schedule.invokeRole), 'Arn'] },
+      Condition: { StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } },
+    });
+    const env = (functionNamed('Enumerate').Properties?.Environment as { Variables: Json }).Variables;
+    expect(env.CONTINUATION_GROUP).toBe(groupName);
+    expect(env.CONTINUATION_ROLE_ARN).toEqual({
+      'Fn::GetAtt': [logicalIdOf(stack.schedule.invokeRole), 'Arn'],
+    });
+  });
+});
+
+describe('Cloudinary secret', () => {
+  it('is created with a placeholder, never a real credential', () => {
+    const [, secret] = only('AWS::SecretsManager::Secret');
+    expect(secret.Properties?.SecretString).toBe(SECRET_PLACEHOLDER);
+  });
+
+  it('is readable by the two functions and nothing else', () => {
+    const secretRef = JSON.stringify({ Ref: logicalIdOf(stack.cloudinary.secret) });
+    const readers = ofType('AWS::IAM::Policy')
+      .filter(([, p]) => statementsOf(p).some((s) => JSON.stringify(s.Resource ?? null).includes(secretRef)))
+      .flatMap(([, p]) => asArray(p.Properties?.Roles as Json[]).map((r) => r.Ref));
+    expect(readers.sort()).toEqual(
+      [roleIdOf(functionNamed('Enumerate')), roleIdOf(functionNamed('Replicate'))].sort(),
+    );
+    for (const roleId of readers) {
+      const onSecret = statementsOf(policyOfRole(roleId as string)).filter((s) =>
+        JSON.stringify(s.Resource).includes(secretRef),
+      );
+      expect(onSecret.flatMap((s) => asArray(s.Action))).toEqual([
+        'secretsmanager:GetSecretValue',
+        'secretsmanager:DescribeSecret',
+      ]);
+    }
+    expect(ofType('AWS::SecretsManager::ResourcePolicy')).toEqual([]);
+  });
+});
+
+describe('IAM', () => {
+  it('allows no wildcard action and no "*" resource anywhere', () => {
+    for (const [, policy] of ofType('AWS::IAM::Policy')) {
+      for (const statement of statementsOf(policy).filter((s) => s.Effect === 'Allow')) {
+        for (const action of asArray(statement.Action)) expect(action).not.toContain('*');
+        for (const resource of asArray(statement.Resource)) expect(resource).not.toBe('*');
+      }
+    }
+  });
+
+  it('gives a written reason, in the template, for every resource pattern with a wildcard', () => {
+    let wildcards = 0;
+    for (const [id, policy] of ofType('AWS::IAM::Policy')) {
+      const acknowledged = new Map(
+        (policy.Metadata?.cdk_nag?.rules_to_suppress ?? []).map((rule) => [rule.id, rule.reason]),
+      );
+      for (const statement of statementsOf(policy).filter((s) => s.Effect === 'Allow')) {
+        for (const resource of asArray(statement.Resource)
+          .map(flattenReference)
+          .filter((r) => r.includes('*'))) {
+          wildcards++;
+          const reason = acknowledged.get(`AwsSolutions-IAM5[Resource::${resource}]`);
+          expect({ id, resource, reason }).toEqual({
+            id,
+            resource,
+            reason: expect.stringMatching(/^.{40,}$/u),
+          });
+        }
+      }
+    }
+    // assets/*, manifests/*, the continuation group's schedules, the enumerator's versions.
+    expect(wildcards).toBe(4);
+  });
+});
+
+describe('operations', () => {
+  const alarmNamed = (construct: IConstruct): CfnResource => resources[logicalIdOf(construct)] as CfnResource;
+  const topicRef = (): Json => ({ Ref: logicalIdOf(stack.operations.topic) });
+
+  it('alarms as soon as an asset lands in the dead-letter queue', () => {
+    expect(alarmNamed(stack.operations.deadLettersAlarm).Properties).toMatchObject({
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [
+        {
+          Name: 'QueueName',
+          Value: { 'Fn::GetAtt': [logicalIdOf(stack.work.deadLetterQueue), 'QueueName'] },
+        },
+      ],
+      ComparisonOperator: 'GreaterThanThreshold',
+      Threshold: 0,
+      EvaluationPeriods: 1,
+    });
+  });
+
+  it('alarms when the enumerate function fails', () => {
+    expect(alarmNamed(stack.operations.enumeratorErrorsAlarm).Properties).toMatchObject({
+      Namespace: 'AWS/Lambda',
+      MetricName: 'Errors',
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalIdOf(stack.enumerate) } }],
+      ComparisonOperator: 'GreaterThanThreshold',
+      Threshold: 0,
+    });
+  });
+
+  it('alarms when no run has completed for 36 hours, silence included', () => {
+    const props = alarmNamed(stack.operations.staleRunAlarm).Properties as Json;
+    expect(props).toMatchObject({
+      Namespace: 'CloudinaryS3Replicator',
+      MetricName: CUSTOM_METRICS.runsCompleted,
+      Dimensions: [{ Name: 'service', Value: 'cloudinary-s3-replicator' }],
+      Statistic: 'Sum',
+      ComparisonOperator: 'LessThanThreshold',
+      Threshold: 1,
+      TreatMissingData: 'breaching',
+    });
+    const period = props.Period as number;
+    const periods = props.EvaluationPeriods as number;
+    expect(period * periods).toBe(36 * 3600);
+    expect(props.DatapointsToAlarm).toBe(periods);
+    // CloudWatch: at most 7 days of evaluation, and at most 1 day when the period is under an hour.
+    expect(period * periods).toBeLessThanOrEqual(7 * 24 * 3600);
+    expect(period).toBeGreaterThanOrEqual(3600);
+  });
+
+  it('sends every alarm and its recovery to the alarm topic, over TLS only', () => {
+    const alarms = ofType('AWS::CloudWatch::Alarm');
+    expect(alarms).toHaveLength(3);
+    for (const [, alarm] of alarms) {
+      expect(alarm.Properties?.AlarmActions).toEqual([topicRef()]);
+      expect(alarm.Properties?.OKActions).toEqual([topicRef()]);
+    }
+    expectResource(template, 'AWS::SNS::TopicPolicy', {
+      Topics: [topicRef()],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+    expect(ofType('AWS::SNS::Subscription')).toEqual([]);
+  });
+
+  it('shows the run counters, bytes, Admin API budget, queue depths and Lambda health on a dashboard', () => {
+    const [, dashboard] = only('AWS::CloudWatch::Dashboard');
+    const body = flattenReference(dashboard.Properties?.DashboardBody);
+    for (const metric of Object.values(CUSTOM_METRICS)) {
+      expect(body).toContain(`"CloudinaryS3Replicator","${metric}","service","cloudinary-s3-replicator"`);
+    }
+    for (const metric of ['ApproximateNumberOfMessagesVisible', 'ApproximateNumberOfMessagesNotVisible']) {
+      expect(body).toContain(
+        `"AWS/SQS","${metric}","QueueName","<${logicalIdOf(stack.work.queue)}.QueueName>"`,
+      );
+    }
+    expect(body).toContain(
+      `"AWS/SQS","ApproximateNumberOfMessagesVisible","QueueName","<${logicalIdOf(stack.work.deadLetterQueue)}.QueueName>"`,
+    );
+    for (const fn of [stack.enumerate, stack.replicate]) {
+      for (const metric of ['Errors', 'Duration', 'Throttles']) {
+        expect(body).toContain(`"AWS/Lambda","${metric}","FunctionName","<${logicalIdOf(fn)}>"`);
+      }
+    }
+  });
+
+  it('outputs what the CLI needs to find every resource', () => {
+    const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
+    expect(Object.keys(outputs).sort()).toEqual(
+      [
+        'AlarmTopicArn',
+        'BucketName',
+        'DashboardUrl',
+        'DlqUrl',
+        'EnumerateFunctionName',
+        'QueueUrl',
+        'SecretArn',
+        'TableName',
+      ].sort(),
+    );
+    expect(outputs.BucketName?.Value).toEqual({ Ref: logicalIdOf(stack.backup.bucket) });
+    expect(outputs.TableName?.Value).toEqual({ Ref: logicalIdOf(stack.state.table) });
+    expect(outputs.QueueUrl?.Value).toEqual({ Ref: logicalIdOf(stack.work.queue) });
+    expect(outputs.DlqUrl?.Value).toEqual({ Ref: logicalIdOf(stack.work.deadLetterQueue) });
+    expect(outputs.SecretArn?.Value).toEqual({ Ref: logicalIdOf(stack.cloudinary.secret) });
+    expect(outputs.EnumerateFunctionName?.Value).toEqual({ Ref: logicalIdOf(stack.enumerate) });
+    expect(outputs.AlarmTopicArn?.Value).toEqual(topicRef());
+    expect(flattenReference(outputs.DashboardUrl?.Value)).toBe(
+      `https://<AWS::Region>.console.aws.amazon.com/cloudwatch/home?region=<AWS::Region>#dashboards:name=<${logicalIdOf(stack.operations.dashboard)}>`,
+    );
+  });
+});
+
+describe('cdk-nag (AWS Solutions)', () => {
+  it('finds nothing that has not been acknowledged', () => {
+    const report = new AwsSolutionsChecks(undefined, { verbose: true }).validateScope(app);
+    const findings = report.violations.map(
+      (v) => `${v.ruleName}: ${v.violatingResources.map((r) => r.constructPath)}`,
+    );
+    expect(findings).toEqual([]);
+  });
+
+  it('acknowledges each finding narrowly, on the resource, with a written reason', () => {
+    const acknowledgements: { path: string; id: string; reason: string }[] = [];
+    const visit = (node: IConstruct): void => {
+      for (const entry of node.node.metadata) {
+        if (entry.type !== Validations.ACKNOWLEDGED_RULES_METADATA_KEY) continue;
+        for (const [id, reason] of Object.entries(entry.data as Record<string, string>)) {
+          acknowledgements.push({ path: node.node.path, id: id.replace(/^annotation::/iu, ''), reason });
+        }
+      }
+      node.node.children.forEach(visit);
+    };
+    visit(app);
+    const bucketId = logicalIdOf(stack.backup.bucket);
+    const ids = acknowledgements.map((a) => a.id);
+    expect(ids).toHaveLength(9);
+    expect(ids).toEqual(
+      expect.arrayContaining([
+        `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/assets/*]`,
+        `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/manifests/*]`,
+        expect.stringMatching(/^AwsSolutions-IAM5\[Resource::arn:.*:schedule\/.*ContinuationGroup.*\/\*\]$/u),
+        `AwsSolutions-IAM5[Resource::<${logicalIdOf(stack.enumerate)}.Arn>:*]`,
+        'AwsSolutions-L1',
+        'AwsSolutions-S1',
+        'AwsSolutions-SMG4',
+        'AwsSolutions-SNS2',
+      ]),
+    );
+    expect(ids.filter((id) => id === 'AwsSolutions-L1')).toHaveLength(2);
+    for (const { path, id, reason } of acknowledgements) {
+      // Never on the stack or a whole construct: on the CloudFormation resource or the policy itself.
+      expect({ id, path, reason }).toEqual({
+        id,
+        path: expect.stringMatching(/\/(Resource|DefaultPolicy)$/u),
+        reason: expect.stringMatching(/^.{60,}$/u),
+      });
+    }
+  });
+
+  it('stops the synth of the app on a finding nobody acknowledged', () => {
+    const probe = new App({ context: SKIP_BUNDLING });
+    const probeStack = buildReplicatorApp(probe, readConfig({ context: {}, env: {} }));
+    new Bucket(probeStack, 'CarelessBucket');
+    expect(() => probe.synth()).toThrow(/CarelessBucket[\s\S]*AwsSolutions-S10/u);
+  });
+});
+
+describe('template', () => {
+  it('matches the reviewed snapshot (asset hashes aside)', () => {
+    const normalised = JSON.parse(
+      JSON.stringify(template.toJSON()).replace(/[0-9a-f]{64}/gu, '[asset-hash]'),
+    ) as unknown;
+    expect(normalised).toMatchSnapshot();
+  });
+});
