@@ -1,6 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
 
 /** A running moto_server: the AWS test bed (S3, SQS, DynamoDB, Secrets Manager, Scheduler). */
@@ -24,9 +25,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function motoCommand(): string {
+function onPath(name: string): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    const candidate = join(dir, 'moto_server');
+    const candidate = join(dir, name);
     try {
       accessSync(candidate, constants.X_OK);
       return candidate;
@@ -34,8 +35,19 @@ function motoCommand(): string {
       // not in this folder
     }
   }
-  throw new Error(INSTALL_HINT);
+  return undefined;
 }
+
+/** The Python that has moto's server installed (the one `moto_server` runs on). */
+function motoPython(): string {
+  const python = onPath('moto_server') ? (onPath('python3') ?? onPath('python')) : undefined;
+  if (!python) throw new Error(INSTALL_HINT);
+  const probe = spawnSync(python, ['-c', 'import moto.server, werkzeug'], { encoding: 'utf8' });
+  if (probe.status !== 0) throw new Error(`${INSTALL_HINT}\n${probe.stderr.trim()}`);
+  return python;
+}
+
+const LOCKED_SERVER = fileURLToPath(new URL('./moto_locked.py', import.meta.url));
 
 async function waitUntilUp(endpoint: string, child: ChildProcess, output: () => string): Promise<void> {
   const deadline = Date.now() + 30_000;
@@ -54,12 +66,15 @@ async function waitUntilUp(endpoint: string, child: ChildProcess, output: () => 
   throw new Error(`moto_server did not answer on ${endpoint} within 30 s:\n${output()}`);
 }
 
-/** Starts moto_server on a free loopback port and waits until it answers. */
+/**
+ * Starts moto's server on a free loopback port (with JSON-protocol calls serialised, see
+ * moto_locked.py) and waits until it answers.
+ */
 export async function startMoto(): Promise<MotoServer> {
-  const command = motoCommand();
+  const python = motoPython();
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
-  const child = spawn(command, ['-H', '127.0.0.1', '-p', String(port)], {
+  const child = spawn(python, [LOCKED_SERVER, '127.0.0.1', String(port)], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, MOTO_ALLOW_NONEXISTENT_REGION: 'true' },
   });

@@ -1,0 +1,100 @@
+import { pathToFileURL } from 'node:url';
+import {
+  formatHelp,
+  outputModeFor,
+  parseArgs,
+  runCli,
+  writeJsonLine,
+  type CliStreams,
+  type CommandSpec,
+  type FlagSpec,
+} from '../../shared/cli/args.js';
+import { ProgressReporter, formatDuration } from '../../shared/progress.js';
+import { runCycle } from '../cycle.js';
+import { envFromStack } from './stackEnv.js';
+
+export const REPLICATE_COMMAND = {
+  usage: 'npm run replicate -- [--stack NAME] [options]',
+  summary:
+    'Runs one whole replication cycle from this machine with the deployed handlers: lists Cloudinary, ' +
+    'fills the work queue, and drains it the way Lambda does, into the backup bucket. Settings come ' +
+    'from the environment (CLOUDINARY_URL, BUCKET_NAME, TABLE_NAME, QUEUE_URL, DLQ_URL, AWS_*) or the stack.',
+  flags: {
+    stack: {
+      type: 'string',
+      valueName: 'NAME',
+      env: 'STACK_NAME',
+      description: "Read the bucket, table, queues and secret from this stack's outputs.",
+    },
+    workers: { type: 'number', valueName: 'N', default: 2, description: 'Parallel queue consumers.' },
+    json: { type: 'boolean', description: 'JSON lines on stdout, for scripts.' },
+  },
+  examples: [
+    'npm run replicate -- --stack CloudinaryS3Replicator',
+    'AWS_ENDPOINT_URL=http://127.0.0.1:5000 npm run replicate',
+  ],
+} satisfies CommandSpec<Record<string, FlagSpec>>;
+
+export async function replicateMain(
+  argv: readonly string[],
+  streams: CliStreams = { stdout: process.stdout, stderr: process.stderr },
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  return runCli(
+    async () => {
+      const { flags } = parseArgs(argv, REPLICATE_COMMAND);
+      if (flags.help) {
+        streams.stdout.write(formatHelp(REPLICATE_COMMAND));
+        return 0;
+      }
+      const stack = flags.stack ?? env.STACK_NAME;
+      if (stack) await envFromStack(stack, env);
+      const out = streams.stdout as NodeJS.WritableStream & { isTTY?: boolean };
+      const mode = outputModeFor(out, flags.json);
+      const progress = new ProgressReporter({ stream: out, mode, label: 'replicate' });
+      let listed = 0;
+      let enqueued = 0;
+      let handled = 0;
+      const summary = await runCycle({
+        workers: flags.workers ?? 2,
+        onEvent: (event) => {
+          if (event.kind === 'enumerated') {
+            listed = event.result.counters.listed;
+            enqueued = event.result.counters.enqueued;
+            progress.setTotals({ files: enqueued });
+            progress.status(`listed ${listed} assets, ${enqueued} to copy`);
+            progress.event('enumerated', { ...event.result });
+          } else if (event.kind === 'waiting') {
+            const seconds = Math.max(0, Math.round((event.until.getTime() - Date.now()) / 1000));
+            progress.message(`Admin API budget spent: the listing continues in ${formatDuration(seconds)}.`, {
+              until: event.until.toISOString(),
+            });
+          } else {
+            handled += event.received - event.failed;
+            for (let i = 0; i < event.received - event.failed; i++) progress.fileDone();
+            progress.event('batch', { ...event });
+          }
+        },
+      });
+      progress.status(undefined);
+      progress.stop();
+      const run = summary.run;
+      const counters = run?.counters;
+      if (mode === 'json') writeJsonLine(out, { event: 'summary', ...summary });
+      else {
+        out.write(
+          `Run ${summary.runId} ${run?.phase ?? 'unknown'}: ${counters?.listed ?? listed} listed, ` +
+            `${counters?.enqueued ?? enqueued} enqueued, ${counters?.replicated ?? handled} replicated ` +
+            `(${counters?.bytes ?? 0} bytes), ${counters?.failed ?? 0} dead-lettered, ` +
+            `${counters?.deleted ?? 0} marked deleted at the source.\n`,
+        );
+      }
+      return run?.phase === 'completed' && (counters?.failed ?? 0) === 0 ? 0 : 1;
+    },
+    { name: 'replicate', streams },
+  );
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  process.exitCode = await replicateMain(process.argv.slice(2));
+}

@@ -1,0 +1,31 @@
+"""moto_server with one lock around every JSON-protocol call (DynamoDB, SQS, Secrets Manager).
+
+moto applies a conditional DynamoDB write without holding a lock, so two concurrent writes can
+both pass their condition; real DynamoDB never lets that happen. Serialising those calls gives
+the tests the same guarantee, while S3 transfers stay concurrent.
+"""
+import sys
+import threading
+
+from moto.server import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import run_simple
+
+_lock = threading.Lock()
+
+
+def locked(app):
+    def wrapper(environ, start_response):
+        if environ.get("HTTP_X_AMZ_TARGET"):
+            with _lock:
+                # Materialise the body while holding the lock: the state change happens here.
+                return list(app(environ, start_response))
+        return app(environ, start_response)
+
+    return wrapper
+
+
+if __name__ == "__main__":
+    host, port = sys.argv[1], int(sys.argv[2])
+    application = DomainDispatcherApplication(create_backend_app)
+    application.debug = True
+    run_simple(host, port, locked(application), threaded=True, use_reloader=False)
