@@ -1,0 +1,155 @@
+import { access, readdir, rm, writeFile } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { generateLibrary, startCloudinaryDouble, type CloudinaryDouble } from '../../test/double/index.js';
+import { parseCloudinaryUrl } from '../config.js';
+import { LOCAL_CONTROL_DIR } from '../constants.js';
+import { objectKeyFor } from '../keys.js';
+import { hashFile } from '../local/files.js';
+import { placeKey } from '../local/safePath.js';
+import { formatBytes } from '../progress.js';
+import { formatHelp, parseArgs, runCli, type CliStreams, type CommandSpec, type FlagSpec } from './args.js';
+import { backupMain } from './backup.js';
+
+export const DEMO_COMMAND = {
+  usage: 'npm run demo [-- --dest DIR]',
+  summary:
+    'Shows the whole backup working with no credentials and no network: a built-in sample Cloudinary ' +
+    'library (photos, videos, documents, private and authenticated assets, awkward names) served on ' +
+    '127.0.0.1 is backed up into a folder, backed up again (nothing is downloaded twice), and verified.',
+  flags: {
+    dest: {
+      type: 'string',
+      valueName: 'DIR',
+      default: 'demo-backup',
+      description: 'Folder for the demo backup.',
+    },
+    json: { type: 'boolean', description: 'JSON lines instead of the progress display.' },
+  },
+} satisfies CommandSpec<Record<string, FlagSpec>>;
+
+/** Left in a demo folder so a later demo may clear it, and never a folder it did not make. */
+const DEMO_MARKER = 'made-by-npm-run-demo';
+
+/** The sample library: a few hundred assets of every kind, small enough to copy in seconds. */
+export function demoLibrary() {
+  return generateLibrary({
+    seed: 'demo',
+    counts: {
+      image: { upload: 220, private: 25, authenticated: 10 },
+      video: { upload: 6, private: 2 },
+      raw: { upload: 40, private: 5, authenticated: 2 },
+    },
+    sizes: { image: [40_000, 1_500_000], video: [2_000_000, 12_000_000], raw: [4_000, 400_000] },
+    awkwardIds: 16,
+    createdBetween: [new Date('2019-05-01T00:00:00Z'), new Date('2025-10-01T00:00:00Z')],
+  });
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Clears a previous demo's folder; refuses a folder the demo did not make. */
+async function prepareFolder(dest: string): Promise<void> {
+  if (!(await exists(dest))) return;
+  const entries = await readdir(dest);
+  if (entries.length === 0) return;
+  if (!(await exists(join(dest, LOCAL_CONTROL_DIR, DEMO_MARKER)))) {
+    throw new Error(
+      `${dest} exists and was not made by the demo; remove it or pass --dest with another folder.`,
+    );
+  }
+  await rm(dest, { recursive: true, force: true });
+}
+
+/** Hashes every backed-up file and compares it with what the source serves. */
+async function verifyTree(
+  dest: string,
+  double: CloudinaryDouble,
+): Promise<{ files: number; bytes: number; bad: string[] }> {
+  const bad: string[] = [];
+  let bytes = 0;
+  const assets = double.library.all();
+  for (const asset of assets) {
+    const key = objectKeyFor({
+      resourceType: asset.resource_type,
+      deliveryType: asset.type,
+      publicId: asset.public_id,
+      format: asset.format,
+    });
+    const path = join(dest, ...placeKey(key).relative.split('/'));
+    const expected = await double.library.md5Of(asset);
+    const got = await hashFile(path).catch(() => undefined);
+    if (!got || got.hash.digest('hex') !== expected || got.bytes !== asset.bytes) bad.push(key);
+    else bytes += got.bytes;
+  }
+  return { files: assets.length - bad.length, bytes, bad };
+}
+
+export async function demoMain(
+  argv: readonly string[],
+  streams: CliStreams = { stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
+  return runCli(
+    async () => {
+      const { flags } = parseArgs(argv, DEMO_COMMAND);
+      if (flags.help) {
+        streams.stdout.write(formatHelp(DEMO_COMMAND));
+        return 0;
+      }
+      const dest = resolve(flags.dest ?? 'demo-backup');
+      const say = (text: string) => {
+        if (!flags.json) streams.stdout.write(`${text}\n`);
+      };
+      await prepareFolder(dest);
+      const double = await startCloudinaryDouble({ library: demoLibrary(), cloudName: 'demo' });
+      try {
+        const assets = double.library.all();
+        const total = assets.reduce((n, a) => n + a.bytes, 0);
+        say(
+          `Sample Cloudinary account "${double.cloudName}" on ${double.origin}: ${assets.length} assets, ` +
+            `${formatBytes(total)} (photos, videos, documents; public, private and authenticated; awkward names).`,
+        );
+        const credentials = parseCloudinaryUrl(double.cloudinaryUrl);
+        const args = ['--dest', dest, ...(flags.json ? ['--json'] : [])];
+        const env = { ...process.env, CLOUDINARY_URL: double.cloudinaryUrl };
+        const first = await backupMain(args, streams, env, { credentials, title: '\n1) First backup' });
+        if (first !== 0) return first;
+        await writeFile(join(dest, LOCAL_CONTROL_DIR, DEMO_MARKER), 'npm run demo may clear this folder\n');
+        const downloadedBefore = double.counters.deliveryBytes + double.counters.downloadBytes;
+        const second = await backupMain(args, streams, env, {
+          credentials,
+          title: '\n2) Second backup: nothing changed, so nothing is downloaded',
+        });
+        if (second !== 0) return second;
+        const again = double.counters.deliveryBytes + double.counters.downloadBytes - downloadedBefore;
+        const check = await verifyTree(dest, double);
+        const where = relative(process.cwd(), dest) || '.';
+        say('');
+        say(`Second run downloaded ${formatBytes(again)}.`);
+        say(
+          `Verified ${check.files} of ${assets.length} files (${formatBytes(check.bytes)}) against the source's MD5s` +
+            (check.bad.length ? `; ${check.bad.length} differ: ${check.bad.slice(0, 5).join(', ')}` : '.'),
+        );
+        say(
+          `Your files are in ./${where}/assets/<resource type>/<delivery type>/<public id>; manifests in ./${where}/manifests/.`,
+        );
+        say(
+          'Back up your own account:  CLOUDINARY_URL=cloudinary://KEY:SECRET@CLOUD npm run backup -- --dest DIR',
+        );
+        return check.bad.length === 0 && again === 0 ? 0 : 1;
+      } finally {
+        await double.close();
+      }
+    },
+    { name: 'demo', streams },
+  );
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  process.exitCode = await demoMain(process.argv.slice(2));
+}

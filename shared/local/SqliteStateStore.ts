@@ -1,0 +1,279 @@
+import { join } from 'node:path';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import { LOCAL_CONTROL_DIR } from '../constants.js';
+import { StaleRunError } from '../errors.js';
+import { assetIdOf } from '../keys.js';
+import type { AssetRef, AssetState, RunCounters, RunRecord, StateStore } from '../types.js';
+import { inTransaction, openDatabase } from './sqlite.js';
+
+/** File name of the state database inside the control folder. */
+export const STATE_FILE = 'state.sqlite';
+const LIST_PAGE = 500;
+/** Longest error kept in a state, like the DynamoDB adapter (items have a size limit there). */
+const MAX_ERROR_CHARS = 1000;
+
+export interface SqliteStateStoreOptions {
+  /** Database file; `<root>/.cloudinary-backup/state.sqlite` by default. */
+  file?: string;
+  /** Clock for lease expiry (tests). */
+  now?: () => Date;
+}
+
+interface AssetRow {
+  id: string;
+  version: number;
+  status: string;
+  state: string;
+}
+
+interface LeaseRow {
+  owner: string;
+  expires_at: number;
+}
+
+interface RunRow {
+  run_id: string;
+  updated_at: string;
+  record: string;
+}
+
+/**
+ * StateStore in one SQLite file (`node:sqlite`): WAL with synchronous=FULL, so a commit survives
+ * kill -9 and power cuts, and every read-modify-write runs in a BEGIN IMMEDIATE transaction so
+ * several processes sharing the file see the same conditional semantics as DynamoDB.
+ */
+export class SqliteStateStore implements StateStore {
+  readonly file: string;
+  private readonly db: DatabaseSync;
+  private readonly now: () => Date;
+  private readonly sql: Record<
+    | 'asset'
+    | 'putAsset'
+    | 'assetsAfter'
+    | 'lease'
+    | 'putLease'
+    | 'dropLease'
+    | 'dropLeaseOf'
+    | 'run'
+    | 'putRun'
+    | 'latestRun',
+    StatementSync
+  >;
+
+  constructor(root: string, options: SqliteStateStoreOptions = {}) {
+    this.file = options.file ?? join(root, LOCAL_CONTROL_DIR, STATE_FILE);
+    this.now = options.now ?? (() => new Date());
+    this.db = openDatabase(this.file, { synchronous: 'FULL' });
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS assets (
+        id TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        state TEXT NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS leases (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS runs (
+        run_id TEXT PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        record TEXT NOT NULL
+      );
+    `);
+    this.sql = {
+      asset: this.db.prepare('SELECT * FROM assets WHERE id = ?'),
+      putAsset: this.db.prepare(
+        `INSERT INTO assets (id, version, status, state) VALUES (?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET version = excluded.version, status = excluded.status, state = excluded.state`,
+      ),
+      assetsAfter: this.db.prepare('SELECT * FROM assets WHERE id > ? ORDER BY id LIMIT ?'),
+      lease: this.db.prepare('SELECT owner, expires_at FROM leases WHERE id = ?'),
+      putLease: this.db.prepare(
+        `INSERT INTO leases (id, owner, version, expires_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, version = excluded.version, expires_at = excluded.expires_at`,
+      ),
+      dropLease: this.db.prepare('DELETE FROM leases WHERE id = ? AND version <= ?'),
+      dropLeaseOf: this.db.prepare('DELETE FROM leases WHERE id = ? AND owner = ?'),
+      run: this.db.prepare('SELECT * FROM runs WHERE run_id = ?'),
+      putRun: this.db.prepare(
+        `INSERT INTO runs (run_id, started_at, updated_at, record) VALUES (?, ?, ?, ?)
+         ON CONFLICT (run_id) DO UPDATE SET started_at = excluded.started_at,
+           updated_at = excluded.updated_at, record = excluded.record`,
+      ),
+      // Run ids start with their start time, so the greatest id is the latest run.
+      latestRun: this.db.prepare('SELECT * FROM runs ORDER BY run_id DESC LIMIT 1'),
+    };
+  }
+
+  close(): void {
+    if (this.db.isOpen) this.db.close();
+  }
+
+  async getMany(ids: string[]): Promise<Map<string, AssetState>> {
+    const found = new Map<string, AssetState>();
+    // One indexed lookup per id inside a read transaction: any number of ids, one consistent snapshot.
+    this.db.exec('BEGIN');
+    try {
+      for (const id of new Set(ids)) {
+        const row = this.sql.asset.get(id) as AssetRow | undefined;
+        if (row) found.set(id, parseState(row));
+      }
+    } finally {
+      this.db.exec('COMMIT');
+    }
+    return found;
+  }
+
+  async recordReplicated(state: AssetState): Promise<boolean> {
+    return inTransaction(this.db, () => {
+      const existing = this.readAsset(state.id);
+      if (existing && existing.version > state.version) return false;
+      // A second record of the same copy (a redelivered message) keeps the first one.
+      if (existing?.status === 'replicated' && existing.version === state.version) return false;
+      const next: AssetState = { ...state };
+      if (existing?.failedVersion !== undefined && existing.failedVersion > state.version) {
+        next.failedVersion = existing.failedVersion;
+      } else {
+        delete next.failedVersion;
+      }
+      this.writeAsset(next);
+      this.sql.dropLease.run(state.id, state.version);
+      return true;
+    });
+  }
+
+  async acquireLease(
+    ref: AssetRef,
+    version: number,
+    owner: string,
+    ttlMs: number,
+  ): Promise<'acquired' | 'done' | 'busy'> {
+    const id = assetIdOf(ref);
+    const now = this.now().getTime();
+    return inTransaction(this.db, () => {
+      const existing = this.readAsset(id);
+      if (existing?.status === 'replicated' && existing.version >= version) return 'done';
+      const lease = this.sql.lease.get(id) as LeaseRow | undefined;
+      if (lease && lease.owner !== owner && lease.expires_at > now) return 'busy';
+      this.sql.putLease.run(id, owner, version, now + ttlMs);
+      return 'acquired';
+    });
+  }
+
+  async recordFailure(
+    ref: AssetRef & { version: number; bytes: number; objectKey: string },
+    error: string,
+    owner?: string,
+  ): Promise<void> {
+    const id = assetIdOf(ref);
+    const lastError = error.slice(0, MAX_ERROR_CHARS);
+    inTransaction(this.db, () => {
+      if (owner !== undefined) this.sql.dropLeaseOf.run(id, owner);
+      const existing = this.readAsset(id);
+      if (existing && existing.version > ref.version) return;
+      if (existing?.status === 'replicated') {
+        // A late failure of the version we hold changes nothing; a newer one is noted beside the copy.
+        if (ref.version === existing.version) return;
+        this.writeAsset({
+          ...existing,
+          attempts: existing.attempts + 1,
+          lastError,
+          failedVersion: ref.version,
+        });
+        return;
+      }
+      this.writeAsset({
+        id,
+        resourceType: ref.resourceType,
+        deliveryType: ref.deliveryType,
+        publicId: ref.publicId,
+        assetId: existing?.assetId,
+        version: ref.version,
+        bytes: ref.bytes,
+        objectKey: ref.objectKey,
+        status: 'failed',
+        lastSeenRun: existing?.lastSeenRun,
+        attempts: (existing?.attempts ?? 0) + 1,
+        lastError,
+      });
+    });
+  }
+
+  async markDeleted(ids: string[], at: string): Promise<void> {
+    inTransaction(this.db, () => {
+      for (const id of new Set(ids)) {
+        const existing = this.readAsset(id);
+        if (!existing || existing.status === 'deleted-at-source') continue;
+        this.writeAsset({ ...existing, status: 'deleted-at-source', deletedAt: at });
+      }
+    });
+  }
+
+  async *listAssets(): AsyncIterable<AssetState> {
+    let after = '';
+    for (;;) {
+      const rows = this.sql.assetsAfter.all(after, LIST_PAGE) as unknown as AssetRow[];
+      for (const row of rows) yield parseState(row);
+      const last = rows.at(-1);
+      if (!last || rows.length < LIST_PAGE) return;
+      after = last.id;
+    }
+  }
+
+  async getRun(runId: string): Promise<RunRecord | undefined> {
+    const row = this.sql.run.get(runId) as RunRow | undefined;
+    return row ? (JSON.parse(row.record) as RunRecord) : undefined;
+  }
+
+  async putRun(run: RunRecord, expectedUpdatedAt?: string): Promise<void> {
+    inTransaction(this.db, () => {
+      const row = this.sql.run.get(run.runId) as RunRow | undefined;
+      if (expectedUpdatedAt !== undefined && row?.updated_at !== expectedUpdatedAt) {
+        throw new StaleRunError(run.runId);
+      }
+      const stored = row ? (JSON.parse(row.record) as RunRecord) : undefined;
+      // Counters only grow: a checkpoint never undoes what addToRunCounters added meanwhile.
+      const counters = { ...run.counters };
+      for (const name of Object.keys(counters) as (keyof RunCounters)[]) {
+        counters[name] = Math.max(counters[name], stored?.counters[name] ?? 0);
+      }
+      const record: RunRecord = { ...run, counters };
+      this.sql.putRun.run(run.runId, run.startedAt, run.updatedAt, JSON.stringify(record));
+    });
+  }
+
+  async latestRun(): Promise<RunRecord | undefined> {
+    const row = this.sql.latestRun.get() as RunRow | undefined;
+    return row ? (JSON.parse(row.record) as RunRecord) : undefined;
+  }
+
+  async addToRunCounters(runId: string, delta: Partial<RunCounters>): Promise<void> {
+    inTransaction(this.db, () => {
+      const row = this.sql.run.get(runId) as RunRow | undefined;
+      if (!row) throw new Error(`run ${runId} does not exist`);
+      const record = JSON.parse(row.record) as RunRecord;
+      for (const [name, value] of Object.entries(delta) as [keyof RunCounters, number | undefined][]) {
+        if (value) record.counters[name] = (record.counters[name] ?? 0) + value;
+      }
+      // updatedAt is the optimistic lock of checkpoints; counter bumps must not break it.
+      this.sql.putRun.run(runId, record.startedAt, row.updated_at, JSON.stringify(record));
+    });
+  }
+
+  private readAsset(id: string): AssetState | undefined {
+    const row = this.sql.asset.get(id) as AssetRow | undefined;
+    return row ? parseState(row) : undefined;
+  }
+
+  private writeAsset(state: AssetState): void {
+    this.sql.putAsset.run(state.id, state.version, state.status, JSON.stringify(state));
+  }
+}
+
+function parseState(row: AssetRow): AssetState {
+  return JSON.parse(row.state) as AssetState;
+}

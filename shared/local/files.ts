@@ -1,0 +1,74 @@
+import { createHash, type Hash } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import { lstat, open, rename, unlink, utimes } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { openNoFollow, prepareParentDirs, resolveInside, UnsafePathError } from './safePath.js';
+
+const READ_CHUNK = 1024 * 1024;
+
+/** Flushes a folder's entry list to disk so a rename inside it survives a power cut (best effort). */
+export async function fsyncDir(path: string): Promise<void> {
+  const handle = await open(path, fsConstants.O_RDONLY).catch(() => undefined);
+  if (!handle) return;
+  try {
+    await handle.sync();
+  } catch {
+    // Some platforms (Windows) cannot fsync a folder; the rename is still atomic.
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Moves a finished, fsynced file from the control folder to its final place in `root`:
+ * parents are created without crossing symlinks, the time is set first, then one rename.
+ */
+export async function commitFile(
+  tempPath: string,
+  root: string,
+  relativePath: string,
+  mtime?: Date,
+): Promise<string> {
+  const finalPath = resolveInside(root, relativePath);
+  await prepareParentDirs(root, relativePath);
+  const existing = await lstat(finalPath).catch(() => undefined);
+  if (existing?.isDirectory())
+    throw new UnsafePathError(`${finalPath} is a folder, so the file cannot go there`);
+  if (mtime && !Number.isNaN(mtime.getTime())) await utimes(tempPath, mtime, mtime);
+  await rename(tempPath, finalPath);
+  await fsyncDir(dirname(finalPath));
+  return finalPath;
+}
+
+/** Hashes a file's first `length` bytes (all when undefined) into `hash`, without following symlinks. */
+export async function hashFile(
+  path: string,
+  hash: Hash = createHash('md5'),
+  options: { length?: number; onBytes?: (n: number) => void; signal?: AbortSignal } = {},
+): Promise<{ hash: Hash; bytes: number }> {
+  const handle = await openNoFollow(path);
+  try {
+    const buffer = Buffer.allocUnsafe(READ_CHUNK);
+    let total = 0;
+    for (;;) {
+      options.signal?.throwIfAborted();
+      const want = options.length === undefined ? READ_CHUNK : Math.min(READ_CHUNK, options.length - total);
+      if (want <= 0) break;
+      const { bytesRead } = await handle.read(buffer, 0, want, total);
+      if (bytesRead === 0) break;
+      hash.update(buffer.subarray(0, bytesRead));
+      total += bytesRead;
+      options.onBytes?.(bytesRead);
+    }
+    return { hash, bytes: total };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Removes a file, ignoring one that is already gone. */
+export async function removeFile(path: string): Promise<void> {
+  await unlink(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error;
+  });
+}

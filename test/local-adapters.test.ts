@@ -1,0 +1,313 @@
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import { LOCAL_CONTROL_DIR } from '../shared/constants.js';
+import { LocalObjectStore } from '../shared/local/LocalObjectStore.js';
+import { openDatabase } from '../shared/local/sqlite.js';
+import { SqliteStateStore } from '../shared/local/SqliteStateStore.js';
+import type { AssetState } from '../shared/types.js';
+
+const REPO = join(import.meta.dirname, '..');
+const md5 = (data: Buffer | string): string => createHash('md5').update(data).digest('hex');
+const dirs: string[] = [];
+
+function freshFolder(label: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `local-${label}-`));
+  dirs.push(dir);
+  return dir;
+}
+
+afterAll(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+/** Sends `good` bytes, then fails like a dropped connection. */
+function brokenBody(good: number): Readable {
+  let sent = false;
+  return new Readable({
+    read() {
+      if (!sent) {
+        sent = true;
+        this.push(Buffer.alloc(good, 7));
+      } else {
+        this.destroy(new Error('connection reset'));
+      }
+    },
+  });
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** Every path (files, folders, links) under `dir`, relative. */
+async function everythingUnder(dir: string): Promise<string[]> {
+  return (await readdir(dir, { recursive: true })).map(String).sort();
+}
+
+describe('LocalObjectStore', () => {
+  it('keeps an object at DIR/<key>, the same layout as a pulled bucket', async () => {
+    const dir = freshFolder('layout');
+    const store = new LocalObjectStore(dir);
+
+    await store.put('assets/image/upload/sea.jpg', Readable.from([Buffer.from('waves')]), { metadata: {} });
+
+    expect(await readFile(join(dir, 'assets/image/upload/sea.jpg'), 'utf8')).toBe('waves');
+    store.close();
+  });
+
+  it('a failed put leaves no file under the final name and no temp file', async () => {
+    const dir = freshFolder('failed');
+    const store = new LocalObjectStore(dir);
+
+    await expect(
+      store.put('assets/video/upload/clip.mp4', brokenBody(200_000), { metadata: {} }),
+    ).rejects.toThrow('connection reset');
+
+    await expect(stat(join(dir, 'assets/video/upload/clip.mp4'))).rejects.toThrow();
+    expect(await readdir(join(dir, LOCAL_CONTROL_DIR, 'tmp'))).toEqual([]);
+    store.close();
+  });
+
+  it('an aborted put removes its temp file', async () => {
+    const dir = freshFolder('aborted');
+    const store = new LocalObjectStore(dir);
+    const abort = new AbortController();
+    const endless = new Readable({
+      read() {
+        setTimeout(() => this.push(Buffer.alloc(1024)), 2);
+      },
+    });
+
+    const put = store.put('assets/video/upload/long.mp4', endless, { metadata: {}, signal: abort.signal });
+    setTimeout(() => abort.abort(), 30);
+
+    await expect(put).rejects.toThrow();
+    expect(await readdir(join(dir, LOCAL_CONTROL_DIR, 'tmp'))).toEqual([]);
+    await expect(stat(join(dir, 'assets/video/upload/long.mp4'))).rejects.toThrow();
+    store.close();
+  });
+
+  it('sets the file time to the asset creation time', async () => {
+    const dir = freshFolder('mtime');
+    const store = new LocalObjectStore(dir);
+
+    await store.put('assets/image/upload/old.jpg', Readable.from([Buffer.from('x')]), {
+      metadata: {},
+      createdAt: '2015-03-04T05:06:07Z',
+    });
+
+    expect((await stat(join(dir, 'assets/image/upload/old.jpg'))).mtime.toISOString()).toBe(
+      '2015-03-04T05:06:07.000Z',
+    );
+    store.close();
+  });
+
+  it('keeps MD5 and metadata in its index, not in files beside the assets', async () => {
+    const dir = freshFolder('index');
+    const store = new LocalObjectStore(dir);
+
+    await store.put('assets/raw/upload/a.txt', Readable.from([Buffer.from('abc')]), {
+      metadata: { note: 'n' },
+    });
+    const head = await store.head('assets/raw/upload/a.txt');
+
+    expect(head).toMatchObject({ bytes: 3, md5: md5('abc'), metadata: { note: 'n' } });
+    expect(await everythingUnder(join(dir, 'assets'))).toEqual(['raw', 'raw/upload', 'raw/upload/a.txt']);
+    store.close();
+  });
+
+  it('stops vouching for the MD5 of a file someone changed behind its back', async () => {
+    const dir = freshFolder('tampered');
+    const store = new LocalObjectStore(dir);
+    await store.put('assets/raw/upload/a.txt', Readable.from([Buffer.from('abc')]), {
+      metadata: { note: 'n' },
+    });
+
+    await writeFile(join(dir, 'assets/raw/upload/a.txt'), 'abcd');
+    const head = await store.head('assets/raw/upload/a.txt');
+
+    expect(head).toMatchObject({ bytes: 4, md5: undefined });
+    store.close();
+  });
+
+  it('keeps two keys that differ only in case apart, even on a case-insensitive disk', async () => {
+    const dir = freshFolder('case');
+    const store = new LocalObjectStore(dir);
+
+    await store.put('assets/image/upload/Logo.png', Readable.from([Buffer.from('upper')]), { metadata: {} });
+    await store.put('assets/image/upload/logo.png', Readable.from([Buffer.from('lower')]), { metadata: {} });
+
+    expect((await readAll(await store.get('assets/image/upload/Logo.png'))).toString()).toBe('upper');
+    expect((await readAll(await store.get('assets/image/upload/logo.png'))).toString()).toBe('lower');
+    store.close();
+  });
+
+  it('refuses to write through a symlink planted in the folder', async () => {
+    const outside = freshFolder('outside');
+    const dir = freshFolder('symlinked');
+    await symlink(outside, join(dir, 'assets'));
+    const store = new LocalObjectStore(dir);
+
+    await expect(
+      store.put('assets/image/upload/x.jpg', Readable.from([Buffer.from('x')]), { metadata: {} }),
+    ).rejects.toThrow('symbolic link');
+
+    expect(await readdir(outside)).toEqual([]);
+    store.close();
+  });
+
+  it('never writes outside its folder, whatever the key (property)', async () => {
+    const parent = freshFolder('property');
+    const dir = join(parent, 'dest');
+    await mkdir(dir);
+    const store = new LocalObjectStore(dir);
+    const segment = fc.oneof(
+      fc.constantFrom(
+        '..',
+        '.',
+        '',
+        'a',
+        'A',
+        '\\',
+        '\u0000',
+        'CON',
+        'nul.txt',
+        ' ',
+        'x.',
+        LOCAL_CONTROL_DIR,
+        '_unsafe',
+      ),
+      fc.constant('y'.repeat(300)),
+      fc.string({ unit: 'binary', maxLength: 12 }),
+    );
+    const key = fc.oneof(
+      fc.array(segment, { minLength: 1, maxLength: 6 }).map((parts) => parts.join('/')),
+      fc.string({ unit: 'binary', maxLength: 40 }),
+      fc.constantFrom('/abs', '../x', 'a/../../b', 'a\\b', 'a\u0000b', 'C:\\Windows\\x'),
+    );
+
+    await fc.assert(
+      fc.asyncProperty(key, async (k) => {
+        const body = `body of ${JSON.stringify(k)}`;
+        await store.put(k, Readable.from([Buffer.from(body)]), { metadata: {} });
+
+        expect((await readAll(await store.get(k))).toString()).toBe(body);
+        expect(await readdir(parent)).toEqual(['dest']);
+        for (const path of await everythingUnder(dir)) {
+          expect(relative(dir, resolve(dir, path)).startsWith('..')).toBe(false);
+        }
+      }),
+      { numRuns: 150 },
+    );
+    const listed: string[] = [];
+    for await (const object of store.list('')) listed.push(object.key);
+    expect(listed.length).toBeGreaterThan(0);
+    store.close();
+  });
+});
+
+/** A child process that records assets and counts them into a run as fast as it can, printing each commit. */
+const WRITER = `
+import { SqliteStateStore } from ${JSON.stringify(join(REPO, 'shared/local/SqliteStateStore.js'))};
+const [dir, round] = process.argv.slice(2);
+const store = new SqliteStateStore(dir);
+const runId = 'run-kill';
+if (!(await store.getRun(runId))) {
+  const at = new Date().toISOString();
+  await store.putRun({ runId, phase: 'listing', listings: {}, startedAt: at, updatedAt: at,
+    counters: { listed: 0, enqueued: 0, skipped: 0, replicated: 0, failed: 0, deleted: 0, bytes: 0, adminCalls: 0 } });
+}
+for (let i = 0; ; i++) {
+  const publicId = 'round-' + round + '/asset-' + i;
+  await store.recordReplicated({ id: 'image/upload/' + publicId, resourceType: 'image', deliveryType: 'upload',
+    publicId, version: 1, bytes: i, md5: 'x'.repeat(32), objectKey: 'assets/image/upload/' + publicId,
+    status: 'replicated', attempts: 0, lastError: 'padding '.repeat(50) });
+  await store.addToRunCounters(runId, { replicated: 1, bytes: i });
+  process.stdout.write(i + '\\n');
+}
+`;
+
+async function writeUntilKilled(
+  dir: string,
+  script: string,
+  round: number,
+  commits: number,
+): Promise<number> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, dir, String(round)], {
+    cwd: REPO,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let acknowledged = -1;
+  let buffer = '';
+  const exited = new Promise<NodeJS.Signals | null>((done) =>
+    child.once('exit', (_code, signal) => done(signal)),
+  );
+  await new Promise<void>((reached, failed) => {
+    child.once('exit', (code) => failed(new Error(`the writer exited by itself (code ${code})`)));
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString('utf8');
+      const lines = buffer.split('\n');
+      buffer = lines.pop() ?? '';
+      for (const line of lines) acknowledged = Number(line);
+      if (acknowledged + 1 >= commits) {
+        child.kill('SIGKILL');
+        reached();
+      }
+    });
+  });
+  expect(await exited).toBe('SIGKILL');
+  return acknowledged + 1;
+}
+
+describe('SqliteStateStore', () => {
+  it('survives kill -9 in the middle of writes: intact file, every acknowledged commit kept', async () => {
+    const dir = freshFolder('kill');
+    const script = join(dir, 'writer.mts');
+    await writeFile(script, WRITER);
+
+    const firstRound = await writeUntilKilled(dir, script, 1, 150);
+    const secondRound = await writeUntilKilled(dir, script, 2, 150);
+    const db = openDatabase(join(dir, LOCAL_CONTROL_DIR, 'state.sqlite'));
+    const integrity = db.prepare('PRAGMA integrity_check').get() as Record<string, string>;
+    db.close();
+    const store = new SqliteStateStore(dir);
+    const assets: AssetState[] = [];
+    for await (const asset of store.listAssets()) assets.push(asset);
+    const run = await store.getRun('run-kill');
+    store.close();
+
+    expect(Object.values(integrity)).toEqual(['ok']);
+    expect(assets.filter((a) => a.publicId.startsWith('round-1/')).length).toBeGreaterThanOrEqual(firstRound);
+    expect(assets.filter((a) => a.publicId.startsWith('round-2/')).length).toBeGreaterThanOrEqual(
+      secondRound,
+    );
+    // The counter commit follows the asset commit, so at most one per round can be missing.
+    expect(run?.counters.replicated).toBeGreaterThanOrEqual(firstRound + secondRound);
+    expect(run?.counters.replicated).toBeLessThanOrEqual(assets.length);
+  });
+
+  it('lets exactly one of two connections to the same file take a lease', async () => {
+    const dir = freshFolder('two');
+    const a = new SqliteStateStore(dir);
+    const b = new SqliteStateStore(dir);
+    const ref = { resourceType: 'image' as const, deliveryType: 'upload', publicId: 'shared' };
+
+    const results = await Promise.all([
+      a.acquireLease(ref, 1, 'a', 60_000),
+      b.acquireLease(ref, 1, 'b', 60_000),
+    ]);
+
+    expect(results.sort()).toEqual(['acquired', 'busy']);
+    a.close();
+    b.close();
+  });
+});
