@@ -165,7 +165,7 @@ export class ReplicatorStack extends Stack {
       SecretArn: [this.cloudinary.secret.secretArn, 'Secret to put CLOUDINARY_URL in'],
       EnumerateFunctionName: [
         this.enumerate.functionName,
-        'Invoke with {"action":"start"} to run now, {"action":"start","full":true} to re-check everything',
+        'Invoke with {"action":"start"} (or npm run run-now) to start a run now',
       ],
       DashboardUrl: [this.operations.dashboardUrl, 'CloudWatch dashboard'],
       AlarmTopicArn: [this.operations.topic.topicArn, 'SNS topic the alarms notify'],

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { Agent } from 'node:http';
 import {
   CreateTableCommand,
   DeleteTableCommand,
@@ -152,19 +151,11 @@ objectStoreContract('S3ObjectStore (moto)', async () => ({
   store: new S3ObjectStore({ s3: bed.clients.s3, bucket: await newBucket(), partSize: MIN_PART_BYTES }),
 }));
 
-/**
- * moto applies an item's update as an unlocked read-modify-write on a threaded server, so two
- * requests in flight at once can lose one update; real DynamoDB serialises them. One connection
- * makes moto take requests one at a time while the adapter still issues them concurrently.
- */
-function oneConnectionDynamo(): DynamoDBClient {
-  return new DynamoDBClient({ requestHandler: { httpAgent: new Agent({ keepAlive: true, maxSockets: 1 }) } });
-}
-
 stateStoreContract('DynamoStateStore (moto)', async () => {
   const table = await newTable();
   return {
-    state: new DynamoStateStore({ dynamo: oneConnectionDynamo(), table }),
+    // The test bed's moto serialises DynamoDB calls (test/support/moto_locked.py), like real DynamoDB.
+    state: new DynamoStateStore({ dynamo: bed.clients.dynamo, table }),
     cleanup: async () => {
       await bed.clients.dynamo.send(new DeleteTableCommand({ TableName: table }));
     },

@@ -162,7 +162,7 @@ describe('configuration', () => {
         return String(error);
       }
     })();
-    expect(thrown).toMatch(/cloud name/u);
+    expect(thrown).toMatch(/CLOUDINARY_URL/u);
     expect(thrown).not.toContain('topsecret');
   });
 

@@ -215,7 +215,11 @@ describe('replication under injected faults', { timeout: 300_000 }, () => {
     for (const publicId of Object.values(ids)) {
       library.add({ publicId, resourceType: 'image', type: 'upload', format: 'jpg', bytes: 200_000 });
     }
-    bed = await createPipelineBed({ library }, { DELIVERY_TYPES: 'upload', RESOURCE_TYPES: 'image' });
+    // Generous receives and idle time: the injected faults, not a loaded machine, must decide the outcome.
+    bed = await createPipelineBed(
+      { library },
+      { DELIVERY_TYPES: 'upload', RESOURCE_TYPES: 'image', MAX_RECEIVES: '5', IDLE_TIMEOUT_MS: '3000' },
+    );
     const faults = bed.double.faults;
     faults.add({ route: 'delivery', publicId: ids.flaky, kind: 'status', status: 503, times: 2 });
     faults.add({ route: 'delivery', publicId: ids.reset, kind: 'reset', afterBytes: 50_000, times: 1 });

@@ -12,7 +12,7 @@ import { Construct } from 'constructs';
 import { acknowledgeWildcardResource } from '../nag.js';
 import type { ReplicatorFunction } from './ReplicatorFunction.js';
 
-/** The payload that starts a run; `{"action":"start","full":true}` (by hand) re-checks every asset. */
+/** The payload that starts a run (the same one `npm run run-now` sends). */
 export const START_PAYLOAD = { action: 'start' } as const;
 
 export interface RunScheduleProps {

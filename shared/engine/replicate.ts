@@ -57,6 +57,9 @@ export function objectMetadata(asset: SourceAsset): Record<string, string> {
   return metadata;
 }
 
+/** Delay before looking again at an asset another worker is copying. */
+const BUSY_RETRY_SECONDS = 10;
+
 export function retryDelaySeconds(receiveCount: number, baseSeconds: number): number {
   const exponential = baseSeconds * 2 ** Math.max(0, receiveCount - 1);
   const jitter = Math.random() * baseSeconds;
@@ -102,7 +105,11 @@ export async function replicateWork(
   if (lease === 'done') return { outcome: 'skipped', reason: 'already-replicated' };
   if (lease === 'busy') {
     // Another delivery of this asset is copying it right now; look again once it is done.
-    const delaySeconds = retryDelaySeconds(work.receiveCount, deps.retryBaseSeconds ?? 30);
+    // Not this message's fault: wait long enough for the other copy to finish, whatever the backoff base.
+    const delaySeconds = Math.max(
+      BUSY_RETRY_SECONDS,
+      retryDelaySeconds(work.receiveCount, deps.retryBaseSeconds ?? 30),
+    );
     return { outcome: 'retry', error: `${id} is being copied by another worker`, delaySeconds };
   }
 

@@ -22,7 +22,7 @@ export async function createPipelineBed(
   doubleOptions: DoubleOptions,
   env: Record<string, string> = {},
 ): Promise<PipelineBed> {
-  const aws = await createAwsTestBed({ maxReceives: Number(env.MAX_RECEIVES ?? 3), visibilityTimeout: 2 });
+  const aws = await createAwsTestBed({ maxReceives: Number(env.MAX_RECEIVES ?? 3), visibilityTimeout: 30 });
   const double = await startCloudinaryDouble(doubleOptions);
   Object.assign(process.env, {
     CLOUDINARY_URL: double.cloudinaryUrl,
