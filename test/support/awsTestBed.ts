@@ -26,20 +26,27 @@ export function useMotoEnvironment(endpoint: string = inject('motoEndpoint')): s
   return endpoint;
 }
 
-/**
- * Creates a versioned bucket, the state table, a work queue and its DLQ, all uniquely named so
- * suites running side by side on one moto_server never see each other's data.
- */
-export async function createAwsTestBed(
-  options: { maxReceives?: number; visibilityTimeout?: number } = {},
-): Promise<AwsTestBed> {
-  const endpoint = useMotoEnvironment();
-  const id = randomUUID().slice(0, 8);
-  const bucket = `backup-${id}`;
-  const table = `state-${id}`;
-  const maxReceives = options.maxReceives ?? 3;
-  const clients = createAwsClients();
+export interface AwsResources {
+  bucket: string;
+  table: string;
+  queueUrl: string;
+  dlqUrl: string;
+  maxReceives: number;
+}
 
+/**
+ * Creates a versioned bucket, the state table, a work queue and its DLQ as the stack does, all
+ * named from `prefix` plus a random id, so users of one moto server never see each other's data.
+ * Usable outside Vitest (benchmarks) with any clients.
+ */
+export async function provisionAwsResources(
+  clients: AwsClients,
+  options: { prefix?: string; maxReceives?: number; visibilityTimeout?: number } = {},
+): Promise<AwsResources> {
+  const id = `${options.prefix ?? 'backup'}-${randomUUID().slice(0, 8)}`;
+  const bucket = id;
+  const table = `${id}-state`;
+  const maxReceives = options.maxReceives ?? 3;
   await clients.s3.send(new CreateBucketCommand({ Bucket: bucket }));
   await clients.s3.send(
     new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }),
@@ -58,19 +65,28 @@ export async function createAwsTestBed(
       ],
     }),
   );
-  const dlq = await clients.sqs.send(new CreateQueueCommand({ QueueName: `work-${id}-dlq` }));
+  const dlq = await clients.sqs.send(new CreateQueueCommand({ QueueName: `${id}-dlq` }));
   const dlqUrl = dlq.QueueUrl ?? '';
   const dlqArn = await queueArn(clients.sqs, dlqUrl);
   const work = await clients.sqs.send(
     new CreateQueueCommand({
-      QueueName: `work-${id}`,
+      QueueName: `${id}-work`,
       Attributes: {
         VisibilityTimeout: String(options.visibilityTimeout ?? 30),
         RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: maxReceives + 1 }),
       },
     }),
   );
-  return { endpoint, bucket, table, queueUrl: work.QueueUrl ?? '', dlqUrl, maxReceives, clients };
+  return { bucket, table, queueUrl: work.QueueUrl ?? '', dlqUrl, maxReceives };
+}
+
+/** A moto-backed bucket, table and queues for one suite, on the run's shared moto server. */
+export async function createAwsTestBed(
+  options: { maxReceives?: number; visibilityTimeout?: number } = {},
+): Promise<AwsTestBed> {
+  const endpoint = useMotoEnvironment();
+  const clients = createAwsClients();
+  return { endpoint, clients, ...(await provisionAwsResources(clients, options)) };
 }
 
 async function queueArn(sqs: SQSClient, url: string): Promise<string> {
