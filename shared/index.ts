@@ -21,3 +21,16 @@ export {
 export { scheduleContinuation, type ContinuationTarget } from './aws/continuation.js';
 export { cloudinaryCredentialsFromSecret } from './aws/cloudinarySecret.js';
 export { SqsWorkQueue, workFromSqsRecord, sqsEventFromMessages } from './aws/SqsWorkQueue.js';
+export {
+  formatHelp,
+  outputModeFor,
+  parseArgs,
+  runCli,
+  UsageError,
+  writeJsonLine,
+  type CliStreams,
+  type CommandSpec,
+  type FlagSpec,
+} from './cli/args.js';
+export { ProgressReporter, formatBytes, formatDuration } from './progress.js';
+export { readCloudFormationOutput } from './pull/setup.js';

@@ -1,5 +1,7 @@
 import { pathToFileURL } from 'node:url';
 import {
+  ProgressReporter,
+  formatDuration,
   formatHelp,
   outputModeFor,
   parseArgs,
@@ -8,8 +10,7 @@ import {
   type CliStreams,
   type CommandSpec,
   type FlagSpec,
-} from '../../shared/cli/args.js';
-import { ProgressReporter, formatDuration } from '../../shared/progress.js';
+} from '../../shared/index.js';
 import { runCycle } from '../cycle.js';
 import { envFromStack } from './stackEnv.js';
 

@@ -1,6 +1,7 @@
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { pathToFileURL } from 'node:url';
 import {
+  readCloudFormationOutput,
   formatHelp,
   parseArgs,
   runCli,
@@ -8,8 +9,7 @@ import {
   type CliStreams,
   type CommandSpec,
   type FlagSpec,
-} from '../../shared/cli/args.js';
-import { readCloudFormationOutput } from '../../shared/pull/setup.js';
+} from '../../shared/index.js';
 
 export const RUN_NOW_COMMAND = {
   usage: 'npm run run-now -- [--stack NAME] [--wait]',

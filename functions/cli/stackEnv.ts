@@ -1,4 +1,4 @@
-import { readCloudFormationOutput } from '../../shared/pull/setup.js';
+import { readCloudFormationOutput } from '../../shared/index.js';
 
 /** Stack outputs and the environment variables the handlers read them from. */
 const OUTPUTS: Record<string, string> = {
