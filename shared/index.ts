@@ -11,6 +11,7 @@ export * from './engine/manifest.js';
 export * from './engine/enumerate.js';
 export * from './engine/replicate.js';
 export * from './engine/batch.js';
+export { mapLimit } from './concurrency.js';
 export { createAwsClients, type AwsClients } from './aws/clients.js';
 export {
   awsEngineFromEnv,

@@ -1,3 +1,5 @@
+import { mapLimit } from '../concurrency.js';
+import { backoff, errorName, isTransientAwsError, sleep } from './awsErrors.js';
 import {
   BatchGetItemCommand,
   GetItemCommand,
@@ -530,7 +532,7 @@ export class DynamoStateStore implements StateStore {
         { cause: error },
       );
     }
-    if (isTransient(error)) {
+    if (isTransientAwsError(error, DYNAMO_TRANSIENT)) {
       return new RetryableError(
         `DynamoDB table "${this.table}" is busy or unavailable, try again: ${describeError(error)}`,
         {
@@ -596,11 +598,7 @@ function runFromItem(item: Item): RunRecord {
   return run;
 }
 
-function errorName(error: unknown): string | undefined {
-  return typeof error === 'object' && error !== null ? (error as { name?: string }).name : undefined;
-}
-
-const TRANSIENT_NAMES = new Set([
+const DYNAMO_TRANSIENT = [
   'ProvisionedThroughputExceededException',
   'ThrottlingException',
   'RequestLimitExceeded',
@@ -609,37 +607,4 @@ const TRANSIENT_NAMES = new Set([
   'TransactionConflictException',
   'LimitExceededException',
   'TimeoutError',
-]);
-
-/** Throttling, 5xx and network trouble. */
-function isTransient(error: unknown): boolean {
-  const e = error as {
-    name?: string;
-    code?: unknown;
-    $fault?: string;
-    $retryable?: unknown;
-    $metadata?: { httpStatusCode?: number };
-  };
-  const status = e.$metadata?.httpStatusCode ?? 0;
-  if ((e.name && TRANSIENT_NAMES.has(e.name)) || e.$retryable || e.$fault === 'server') return true;
-  if (status >= 500 || status === 429) return true;
-  return typeof e.code === 'string' && dispositionOf(error) === 'retry';
-}
-
-/** Exponential backoff with full jitter. */
-function backoff(baseMs: number, retry: number): number {
-  const cap = Math.min(5_000, baseMs * 2 ** retry);
-  return cap / 2 + Math.random() * (cap / 2);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function mapLimit<T>(items: T[], limit: number, task: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await task(items[next++] as T);
-  });
-  await Promise.all(lanes);
-}
+];

@@ -1,3 +1,4 @@
+import { isTransientAwsError } from './awsErrors.js';
 import {
   GetObjectCommand,
   GetObjectTaggingCommand,
@@ -287,7 +288,7 @@ export class S3ObjectStore implements ObjectStore {
         { cause: error },
       );
     }
-    if (isTransient(error)) {
+    if (isTransientAwsError(error, S3_TRANSIENT)) {
       return new RetryableError(
         `S3 ${action} in "${this.bucket}" failed, try again: ${describeError(error)}`,
         {
@@ -326,7 +327,7 @@ function isNotFound(error: unknown): boolean {
   return name === 'NotFound' || name === 'NoSuchKey' || status === 404;
 }
 
-const TRANSIENT_NAMES = new Set([
+const S3_TRANSIENT = [
   'SlowDown',
   'Throttling',
   'ThrottlingException',
@@ -335,20 +336,4 @@ const TRANSIENT_NAMES = new Set([
   'InternalError',
   'ServiceUnavailable',
   'TimeoutError',
-]);
-
-/** Throttling, 5xx and network trouble. */
-function isTransient(error: unknown): boolean {
-  const e = error as {
-    name?: string;
-    code?: unknown;
-    $fault?: string;
-    $retryable?: unknown;
-    $metadata?: { httpStatusCode?: number };
-  };
-  const status = e.$metadata?.httpStatusCode ?? 0;
-  if ((e.name && TRANSIENT_NAMES.has(e.name)) || e.$retryable || e.$fault === 'server') return true;
-  if (status >= 500 || status === 429) return true;
-  // Socket errors carry a code and no HTTP status; dispositionOf knows which codes are transient.
-  return typeof e.code === 'string' && dispositionOf(error) === 'retry';
-}
+];

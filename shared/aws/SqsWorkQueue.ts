@@ -1,3 +1,4 @@
+import { backoff, errorName, isTransientAwsError, sleep } from './awsErrors.js';
 import {
   ChangeMessageVisibilityCommand,
   DeleteMessageCommand,
@@ -318,12 +319,8 @@ function lambdaMessageAttributes(attributes: Message['MessageAttributes']): SQSM
   return out;
 }
 
-function errorName(error: unknown): string | undefined {
-  return typeof error === 'object' && error !== null ? (error as { name?: string }).name : undefined;
-}
-
 const MISSING_QUEUE = new Set(['QueueDoesNotExist', 'AWS.SimpleQueueService.NonExistentQueue']);
-const TRANSIENT_NAMES = new Set([
+const SQS_TRANSIENT = [
   'RequestThrottled',
   'ThrottlingException',
   'OverLimit',
@@ -332,18 +329,11 @@ const TRANSIENT_NAMES = new Set([
   'InternalError',
   'InternalFailure',
   'TimeoutError',
-]);
+];
 
 /** Turns an SQS failure into what to do about it; never echoes credentials. */
 function classify(error: unknown, queueUrl: string): unknown {
   if (error instanceof ReplicatorError) return error;
-  const e = error as {
-    name?: string;
-    code?: unknown;
-    $fault?: string;
-    $retryable?: unknown;
-    $metadata?: { httpStatusCode?: number };
-  };
   const name = errorName(error) ?? '';
   if (MISSING_QUEUE.has(name)) {
     return new FatalError(
@@ -357,15 +347,7 @@ function classify(error: unknown, queueUrl: string): unknown {
       { cause: error },
     );
   }
-  const status = e.$metadata?.httpStatusCode ?? 0;
-  if (
-    TRANSIENT_NAMES.has(name) ||
-    e.$retryable ||
-    e.$fault === 'server' ||
-    status >= 500 ||
-    status === 429 ||
-    (typeof e.code === 'string' && dispositionOf(error) === 'retry')
-  ) {
+  if (isTransientAwsError(error, SQS_TRANSIENT)) {
     return new RetryableError(
       `SQS queue ${queueUrl} is busy or unavailable, try again: ${describeError(error)}`,
       {
@@ -374,14 +356,4 @@ function classify(error: unknown, queueUrl: string): unknown {
     );
   }
   return error;
-}
-
-/** Exponential backoff with full jitter. */
-function backoff(baseMs: number, retry: number): number {
-  const cap = Math.min(5_000, baseMs * 2 ** retry);
-  return cap / 2 + Math.random() * (cap / 2);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,5 +1,6 @@
 import type { SQSBatchItemFailure, SQSRecord } from 'aws-lambda';
 import { workFromSqsRecord } from '../aws/SqsWorkQueue.js';
+import { mapLimit } from '../concurrency.js';
 import { describeError, dispositionOf } from '../errors.js';
 import type { ReceivedWork } from '../types.js';
 import { addRunCounters, replicateWork, type ReplicateDeps, type ReplicateResult } from './replicate.js';
@@ -11,20 +12,6 @@ export interface BatchSummary {
   deadLettered: number;
   bytes: number;
   batchItemFailures: SQSBatchItemFailure[];
-}
-
-/** Runs `task` over `items` with at most `limit` at once, in order of start. */
-export async function mapLimit<T, R>(items: T[], limit: number, task: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const lanes = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await task(items[index] as T);
-    }
-  });
-  await Promise.all(lanes);
-  return results;
 }
 
 /**
