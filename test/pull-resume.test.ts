@@ -273,7 +273,8 @@ describe('resuming an interrupted pull', () => {
 
     expect(summary).toMatchObject({ downloaded: 1, failed: 0, sizeOnly: 1 });
     expect(md5(await readFile(join(dest, ...key.split('/'))))).toBe(expected);
-    expect(peak - baseline).toBeLessThan(32 * 1024 * 1024);
+    // Half the object: buffering it would show; uncollected stream chunks under load do not reach this.
+    expect(peak - baseline).toBeLessThan(48 * 1024 * 1024);
     console.log(`96 MiB pull: buffers grew by at most ${((peak - baseline) / 1024 / 1024).toFixed(1)} MiB`);
   });
 });
