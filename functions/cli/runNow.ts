@@ -33,6 +33,7 @@ export async function runNowMain(
   streams: CliStreams = { stdout: process.stdout, stderr: process.stderr },
   env: NodeJS.ProcessEnv = process.env,
   lambda: Pick<LambdaClient, 'send'> = new LambdaClient({}),
+  readOutput: typeof readCloudFormationOutput = readCloudFormationOutput,
 ): Promise<number> {
   return runCli(
     async () => {
@@ -42,7 +43,7 @@ export async function runNowMain(
         return 0;
       }
       const stack = flags.stack ?? env.STACK_NAME ?? 'CloudinaryS3Replicator';
-      const functionName = await readCloudFormationOutput(stack, 'EnumerateFunctionName');
+      const functionName = await readOutput(stack, 'EnumerateFunctionName');
       if (!functionName)
         throw new UsageError(`stack ${stack} has no EnumerateFunctionName output; is it deployed?`);
       const answer = await lambda.send(
