@@ -61,6 +61,9 @@ export function lambdaContext(timeoutMs: number, name: string): Context {
   };
 }
 
+/** Pause between empty polls of the queue. */
+const IDLE_POLL_MS = 250;
+
 const realSleepUntil = (at: Date) =>
   new Promise<void>((r) => setTimeout(r, Math.max(0, at.getTime() - Date.now())));
 
@@ -121,7 +124,8 @@ export async function runCycle(options: CycleOptions = {}): Promise<CycleSummary
         new ReceiveMessageCommand({
           QueueUrl: queueUrl,
           MaxNumberOfMessages: Math.min(10, options.batchSize ?? 10),
-          WaitTimeSeconds: 1,
+          // Short polls: a long poll would hold an SQS-compatible test server's lock for its whole wait.
+          WaitTimeSeconds: 0,
           MessageSystemAttributeNames: ['All'],
           MessageAttributeNames: ['All'],
         }),
@@ -129,6 +133,7 @@ export async function runCycle(options: CycleOptions = {}): Promise<CycleSummary
       const messages = received.Messages ?? [];
       if (messages.length === 0) {
         if (listingDone && (await queueIsEmpty(clients, queueUrl))) return;
+        await new Promise((r) => setTimeout(r, IDLE_POLL_MS));
         continue;
       }
       summary.invocations.replicate += 1;

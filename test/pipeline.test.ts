@@ -29,7 +29,7 @@ function downloadedBytes(bed: PipelineBed): number {
   return bed.double.counters.deliveryBytes + bed.double.counters.downloadBytes;
 }
 
-describe('a full replication of a 2,000-asset library', { timeout: 300_000 }, () => {
+describe('a full replication of a 2,000-asset library', { timeout: 600_000 }, () => {
   let bed: PipelineBed;
 
   beforeAll(async () => {

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { runBackup, type BackupEvent, type BackupSummary } from '../backup/runBackup.js';
 import { parseCloudinaryUrl, settingsFromEnv, type CloudinaryCredentials } from '../config.js';
@@ -59,35 +60,53 @@ export function backupDisplay(
   const mode = outputModeFor(out, json);
   const progress = new ProgressReporter({ stream: out, mode, label: 'backup' });
   let countdown: NodeJS.Timeout | undefined;
+  // On a terminal the status line stands in for the bar: show it only while there is nothing else to show.
+  let showing: 'listing' | 'countdown' | undefined;
+  let transferring = false;
+  const show = (what: typeof showing, text?: string): void => {
+    showing = what;
+    progress.status(text);
+  };
+  const stopCountdown = (): void => {
+    clearInterval(countdown);
+    countdown = undefined;
+  };
   const onEvent = (event: BackupEvent): void => {
     switch (event.kind) {
       case 'listed':
-        progress.setTotals({ files: event.totalEnqueued });
-        progress.status(`listing… ${event.totalListed.toLocaleString('en-US')} assets seen`);
+        stopCountdown();
+        progress.setTotals({ files: event.totalEnqueued, bytes: event.enqueuedBytes || undefined });
+        if (transferring) show(undefined);
+        else show('listing', `listing… ${event.totalListed.toLocaleString('en-US')} assets seen`);
         break;
       case 'bytes':
+        transferring = true;
+        if (showing === 'listing') show(undefined);
         progress.addBytes(event.count);
         break;
       case 'asset':
+        transferring = true;
+        if (showing === 'listing') show(undefined);
         if (event.outcome === 'failed')
           progress.message(`failed: ${event.id}: ${event.error}`, { id: event.id });
         progress.event('asset', event);
         if (event.outcome === 'replicated') progress.fileDone();
         break;
       case 'waiting': {
-        const show = () => {
+        const tick = () => {
           const left = Math.max(0, Math.round((event.until.getTime() - Date.now()) / 1000));
-          progress.status(`Admin API budget spent: continuing in ${formatDuration(left)}`);
+          show('countdown', `Admin API budget spent: continuing in ${formatDuration(left)}`);
         };
+        stopCountdown();
+        // The status first: the message below redraws the line at once, showing the countdown.
+        tick();
         progress.message(
           `Cloudinary's hourly Admin API budget is spent; waiting until ${event.until.toISOString()}.`,
           {
             until: event.until.toISOString(),
           },
         );
-        clearInterval(countdown);
-        show();
-        countdown = setInterval(show, 1000);
+        countdown = setInterval(tick, 1000);
         countdown.unref();
         break;
       }
@@ -95,14 +114,10 @@ export function backupDisplay(
         progress.message(`pruned ${event.key}`, { key: event.key });
         break;
     }
-    if (event.kind !== 'waiting' && event.kind !== 'bytes' && countdown) {
-      clearInterval(countdown);
-      countdown = undefined;
-    }
   };
   const finish = (summary: BackupSummary): void => {
-    clearInterval(countdown);
-    progress.status(undefined);
+    stopCountdown();
+    show(undefined);
     progress.stop();
     if (mode === 'json') {
       writeJsonLine(out, { event: 'summary', ...summary });
@@ -128,14 +143,23 @@ export function formatSummary(s: BackupSummary): string {
       s.transferredBytes,
     )}), ${s.unchanged} already up to date, ${s.failed.length} failed.`,
   );
-  if (s.deletedAtSource > 0) {
+  if (s.deletedAtSource > 0 && s.pruned.length === 0) {
     lines.push(
-      s.pruned.length > 0
-        ? `${s.deletedAtSource} assets were deleted at Cloudinary; ${s.pruned.length} local copies pruned (--delete).`
-        : `${s.deletedAtSource} assets were deleted at Cloudinary; their copies are kept (use --delete to prune).`,
+      `${s.deletedAtSource} assets were deleted at Cloudinary; their copies are kept (use --delete to prune).`,
+    );
+  } else if (s.deletedAtSource > 0) {
+    lines.push(
+      `${s.deletedAtSource} assets were deleted at Cloudinary; ${s.pruned.length} local copies pruned (--delete).`,
+    );
+  } else if (s.pruned.length > 0) {
+    // Deleted at Cloudinary in an earlier run, kept until this --delete.
+    lines.push(`${s.pruned.length} local copies of assets deleted at Cloudinary pruned (--delete).`);
+  }
+  if (s.manifest) {
+    lines.push(
+      `Manifest of every asset with its tags, context and metadata: ${join(s.dest, ...s.manifest.split('/'))}`,
     );
   }
-  if (s.manifest) lines.push(`Manifest of every asset with its tags, context and metadata: ${s.manifest}`);
   for (const f of s.failed.slice(0, 20)) lines.push(`  failed: ${f.id}: ${f.error}`);
   if (s.failed.length > 20) lines.push(`  … and ${s.failed.length - 20} more (see --json).`);
   if (s.status === 'paused') {

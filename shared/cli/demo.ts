@@ -1,12 +1,13 @@
-import { access, readdir, rm, writeFile } from 'node:fs/promises';
-import { join, relative, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { access, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { generateLibrary, startCloudinaryDouble, type CloudinaryDouble } from '../../test/double/index.js';
 import { parseCloudinaryUrl } from '../config.js';
 import { LOCAL_CONTROL_DIR } from '../constants.js';
+import { ConfigError } from '../errors.js';
 import { objectKeyFor } from '../keys.js';
-import { hashFile } from '../local/files.js';
-import { placeKey } from '../local/safePath.js';
+import { LocalObjectStore } from '../local/LocalObjectStore.js';
 import { formatBytes } from '../progress.js';
 import { formatHelp, parseArgs, runCli, type CliStreams, type CommandSpec, type FlagSpec } from './args.js';
 import { backupMain } from './backup.js';
@@ -59,14 +60,17 @@ async function prepareFolder(dest: string): Promise<void> {
   const entries = await readdir(dest);
   if (entries.length === 0) return;
   if (!(await exists(join(dest, LOCAL_CONTROL_DIR, DEMO_MARKER)))) {
-    throw new Error(
+    throw new ConfigError(
       `${dest} exists and was not made by the demo; remove it or pass --dest with another folder.`,
     );
   }
   await rm(dest, { recursive: true, force: true });
 }
 
-/** Hashes every backed-up file and compares it with what the source serves. */
+/**
+ * Hashes every backed-up file where the backup put it (its own index: a name that collides on a
+ * case-insensitive disk lives under `_unsafe/`) and compares it with what the source serves.
+ */
 async function verifyTree(
   dest: string,
   double: CloudinaryDouble,
@@ -74,20 +78,41 @@ async function verifyTree(
   const bad: string[] = [];
   let bytes = 0;
   const assets = double.library.all();
-  for (const asset of assets) {
-    const key = objectKeyFor({
-      resourceType: asset.resource_type,
-      deliveryType: asset.type,
-      publicId: asset.public_id,
-      format: asset.format,
-    });
-    const path = join(dest, ...placeKey(key).relative.split('/'));
-    const expected = await double.library.md5Of(asset);
-    const got = await hashFile(path).catch(() => undefined);
-    if (!got || got.hash.digest('hex') !== expected || got.bytes !== asset.bytes) bad.push(key);
-    else bytes += got.bytes;
+  const store = new LocalObjectStore(dest);
+  try {
+    for (const asset of assets) {
+      const key = objectKeyFor({
+        resourceType: asset.resource_type,
+        deliveryType: asset.type,
+        publicId: asset.public_id,
+        format: asset.format,
+      });
+      const expected = await double.library.md5Of(asset);
+      const got = await hashObject(store, key).catch(() => undefined);
+      if (!got || got.md5 !== expected || got.bytes !== asset.bytes) bad.push(key);
+      else bytes += got.bytes;
+    }
+  } finally {
+    store.close();
   }
   return { files: assets.length - bad.length, bytes, bad };
+}
+
+async function hashObject(store: LocalObjectStore, key: string): Promise<{ md5: string; bytes: number }> {
+  const hash = createHash('md5');
+  let bytes = 0;
+  for await (const chunk of await store.get(key)) {
+    hash.update(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+  }
+  return { md5: hash.digest('hex'), bytes };
+}
+
+/** How to name a folder for the person who ran the demo: relative when it is below here. */
+function displayPath(path: string): string {
+  const below = relative(process.cwd(), path);
+  if (below === '') return '.';
+  return below.startsWith('..') || isAbsolute(below) ? path : `./${below}`;
 }
 
 export async function demoMain(
@@ -117,9 +142,11 @@ export async function demoMain(
         const credentials = parseCloudinaryUrl(double.cloudinaryUrl);
         const args = ['--dest', dest, ...(flags.json ? ['--json'] : [])];
         const env = { ...process.env, CLOUDINARY_URL: double.cloudinaryUrl };
+        // Marked before the first copy: a demo stopped half-way can still be cleared by the next one.
+        await mkdir(join(dest, LOCAL_CONTROL_DIR), { recursive: true });
+        await writeFile(join(dest, LOCAL_CONTROL_DIR, DEMO_MARKER), 'npm run demo may clear this folder\n');
         const first = await backupMain(args, streams, env, { credentials, title: '\n1) First backup' });
         if (first !== 0) return first;
-        await writeFile(join(dest, LOCAL_CONTROL_DIR, DEMO_MARKER), 'npm run demo may clear this folder\n');
         const downloadedBefore = double.counters.deliveryBytes + double.counters.downloadBytes;
         const second = await backupMain(args, streams, env, {
           credentials,
@@ -128,7 +155,7 @@ export async function demoMain(
         if (second !== 0) return second;
         const again = double.counters.deliveryBytes + double.counters.downloadBytes - downloadedBefore;
         const check = await verifyTree(dest, double);
-        const where = relative(process.cwd(), dest) || '.';
+        const where = displayPath(dest);
         say('');
         say(`Second run downloaded ${formatBytes(again)}.`);
         say(
@@ -136,7 +163,7 @@ export async function demoMain(
             (check.bad.length ? `; ${check.bad.length} differ: ${check.bad.slice(0, 5).join(', ')}` : '.'),
         );
         say(
-          `Your files are in ./${where}/assets/<resource type>/<delivery type>/<public id>; manifests in ./${where}/manifests/.`,
+          `Your files are in ${where}/assets/<resource type>/<delivery type>/<public id>; manifests in ${where}/manifests/.`,
         );
         say(
           'Back up your own account:  CLOUDINARY_URL=cloudinary://KEY:SECRET@CLOUD npm run backup -- --dest DIR',

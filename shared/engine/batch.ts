@@ -5,6 +5,9 @@ import { describeError, dispositionOf } from '../errors.js';
 import type { ReceivedWork } from '../types.js';
 import { addRunCounters, replicateWork, type ReplicateDeps, type ReplicateResult } from './replicate.js';
 
+/** How long a lease outlives the invocation's deadline. */
+const LEASE_MARGIN_MS = 60_000;
+
 export interface BatchSummary {
   replicated: number;
   skipped: number;
@@ -65,7 +68,9 @@ export async function replicateRecords(
       }
       let result: ReplicateResult;
       try {
-        result = await replicateWork(deps, work, { signal: controller.signal });
+        // The lease outlives this invocation only by a margin, so a crashed worker blocks nobody for long.
+        const leaseMs = Math.max(0, options.deadline - Date.now()) + LEASE_MARGIN_MS;
+        result = await replicateWork(deps, work, { signal: controller.signal, leaseMs });
       } catch (error) {
         if (dispositionOf(error) === 'fatal') fatal ??= error;
         return fail(record.messageId);

@@ -67,7 +67,7 @@ async function waitUntilUp(endpoint: string, child: ChildProcess, output: () => 
 }
 
 /**
- * Starts moto's server on a free loopback port (with JSON-protocol calls serialised, see
+ * Starts moto's server on a free loopback port (with DynamoDB and SQS calls serialised, see
  * moto_locked.py) and waits until it answers.
  */
 export async function startMoto(): Promise<MotoServer> {

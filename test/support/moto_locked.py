@@ -1,8 +1,10 @@
-"""moto_server with one lock around every JSON-protocol call (DynamoDB, SQS, Secrets Manager).
+"""moto_server with one lock around every DynamoDB and SQS call.
 
 moto applies a conditional DynamoDB write without holding a lock, so two concurrent writes can
-both pass their condition; real DynamoDB never lets that happen. Serialising those calls gives
-the tests the same guarantee, while S3 transfers stay concurrent.
+both pass their condition, and two concurrent SQS receives can take the same message; the real
+services never let that happen. Serialising those calls gives
+the tests the same guarantee, while S3 transfers stay concurrent. (A long poll would hold the
+lock for its whole wait: consumers here poll without waiting.)
 """
 import sys
 import threading
@@ -15,7 +17,7 @@ _lock = threading.Lock()
 
 def locked(app):
     def wrapper(environ, start_response):
-        if environ.get("HTTP_X_AMZ_TARGET"):
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith(("DynamoDB", "AmazonSQS")):
             with _lock:
                 # Materialise the body while holding the lock: the state change happens here.
                 return list(app(environ, start_response))

@@ -1,0 +1,113 @@
+import { spawn } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runBackup } from '../shared/backup/runBackup.js';
+import { LOCAL_CONTROL_DIR } from '../shared/constants.js';
+import { generateLibrary, startCloudinaryDouble, type CloudinaryDouble } from './double/index.js';
+import {
+  backupEnv,
+  backupOptions,
+  countFiles,
+  differencesFromLibrary,
+  expectedLayout,
+  freshFolder,
+  REPO,
+  removeFolders,
+  servedBytes,
+  treeOf,
+  waitUntil,
+} from './support/backupBed.js';
+
+const CONCURRENCY = 4;
+
+describe('a backup killed with kill -9', { timeout: 90_000 }, () => {
+  let double: CloudinaryDouble;
+
+  beforeAll(async () => {
+    double = await startCloudinaryDouble({
+      library: generateLibrary({
+        seed: 'kill',
+        counts: { image: { upload: 24, private: 4, authenticated: 2 }, raw: { upload: 4 } },
+        sizes: { image: [20_000, 60_000], raw: [20_000, 40_000] },
+        awkwardIds: 4,
+      }),
+    });
+  });
+  afterAll(async () => {
+    await double?.close();
+    await removeFolders();
+  });
+
+  it('leaves no half file under a final name, and the next run finishes with at most one file per worker fetched twice', async () => {
+    const assets = double.library.all();
+    const libraryBytes = assets.reduce((sum, asset) => sum + asset.bytes, 0);
+    const largest = assets.map((asset) => asset.bytes).sort((a, b) => b - a);
+    const inFlightAllowance = largest.slice(0, CONCURRENCY).reduce((sum, bytes) => sum + bytes, 0);
+    const dest = freshFolder('kill');
+    // Slow enough that the kill lands while four downloads are under way.
+    const slow = double.faults.add({
+      route: ['delivery', 'download'],
+      kind: 'bandwidth',
+      bytesPerSecond: 40_000,
+    });
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'shared/cli/backup.ts',
+        '--dest',
+        dest,
+        '--concurrency',
+        String(CONCURRENCY),
+        '--json',
+      ],
+      { cwd: REPO, env: backupEnv(double), stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.once('exit', (_code, signal) => resolve(signal)),
+    );
+    await waitUntil(async () => (await countFiles(join(dest, 'assets'))) >= 5, 30_000, 'five copied files');
+    child.kill('SIGKILL');
+    const signal = await exited;
+    double.faults.remove(slow);
+    const firstRunBytes = servedBytes(double);
+    const requestsBefore = double.requestLog.length;
+    const afterKill = await treeOf(dest);
+    const layout = expectedLayout(assets);
+    const wrongAfterKill: string[] = [];
+    for (const [path, file] of afterKill) {
+      const asset = layout.get(path);
+      if (!asset || file.md5 !== (await double.library.md5Of(asset))) wrongAfterKill.push(path);
+    }
+    const partialsAfterKill = await readdir(join(dest, LOCAL_CONTROL_DIR, 'tmp'));
+
+    const summary = await runBackup(backupOptions(double, dest, { concurrency: CONCURRENCY }));
+
+    const total = servedBytes(double);
+    const refetched = double.requestLog
+      .slice(requestsBefore)
+      .filter((entry) => entry.kind === 'delivery' || entry.kind === 'download')
+      .map((entry) => entry.publicId);
+    const presentAfterKill = [...afterKill.keys()].map((path) => layout.get(path)?.public_id);
+    const fetchedTwice = refetched.filter((id) => presentAfterKill.includes(id));
+    console.log(
+      `kill -9: ${afterKill.size} of ${assets.length} files there after the kill (${partialsAfterKill.length} partial), ` +
+        `${firstRunBytes} + ${total - firstRunBytes} bytes served for a ${libraryBytes}-byte library: ` +
+        `ratio ${(total / libraryBytes).toFixed(3)}, allowance ${((libraryBytes + inFlightAllowance) / libraryBytes).toFixed(3)}`,
+    );
+    expect(signal).toBe('SIGKILL');
+    expect(stderr).toBe('');
+    expect(afterKill.size).toBeGreaterThanOrEqual(5);
+    expect(afterKill.size, 'the kill came before the end').toBeLessThan(assets.length);
+    expect(wrongAfterKill, 'half or wrong files under a final name').toEqual([]);
+    expect(summary.failed).toEqual([]);
+    expect(await differencesFromLibrary(dest, double.library)).toEqual([]);
+    expect(total).toBeLessThanOrEqual(libraryBytes + inFlightAllowance);
+    expect(fetchedTwice.length, 'finished files fetched again').toBeLessThanOrEqual(CONCURRENCY);
+    expect(await readdir(join(dest, LOCAL_CONTROL_DIR, 'tmp')), 'partial files cleared').toEqual([]);
+  });
+});
