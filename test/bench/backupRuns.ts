@@ -1,0 +1,124 @@
+import { join } from 'node:path';
+import { generateLibrary, startCloudinaryDouble } from '../double/index.js';
+import type { BackupJob, BaselineJob, ChildMessage, TransferDone } from './children/protocol.js';
+import { profileFlags, type BenchContext } from './context.js';
+import { childModule, startChild } from './support/child.js';
+import { adminCallFloor, originalUrls, totalBytes, warmEtags } from './support/library.js';
+import { makeScratch, removeScratch } from './support/scratch.js';
+import { backupWorkloads, type Workload } from './workloads.js';
+
+/** Downloads at once, for the tool (`npm run backup`'s default) and its baseline alike. */
+export const BACKUP_CONCURRENCY = 4;
+
+/** One backup workload measured: the baseline, a full run, and a no-change run into the same folder. */
+export interface BackupRun {
+  workload: Workload['name'];
+  label: string;
+  assets: number;
+  bytes: number;
+  /** The faster of two baseline runs, one before and one after the tool. */
+  baseline: TransferDone;
+  /** Seconds of both baseline runs. */
+  baselineRuns: number[];
+  /** The baseline again, fsyncing every file: what durable files cost on this disk. */
+  baselineFsync: TransferDone;
+  full: TransferDone;
+  noChange: TransferDone;
+  admin: { floor: number; full: number; noChange: number };
+  /** Bytes the double served during each run. */
+  served: { full: number; noChange: number };
+}
+
+/** Runs a bench child to its `done` message. */
+export async function runChild(
+  context: BenchContext,
+  module: string,
+  job: BackupJob | BaselineJob,
+  label: string,
+): Promise<TransferDone> {
+  const child = startChild<ChildMessage>(childModule(module), process.env, profileFlags(context, label));
+  child.send(job);
+  const done = await child.next('done');
+  await child.exited;
+  return done;
+}
+
+async function measureWorkload(context: BenchContext, workload: Workload): Promise<BackupRun> {
+  const library = generateLibrary(workload.library);
+  const double = await startCloudinaryDouble({ library, rateLimitPerHour: 1_000_000 });
+  const scratch = await makeScratch(workload.name);
+  try {
+    const bytes = totalBytes(library);
+    context.log(`${workload.label}: ${library.size} assets, ${(bytes / 1e6).toFixed(0)} MB`);
+    // The double computes each etag once for the search API; done up front so no run pays for it.
+    await warmEtags(library);
+    const urls = await originalUrls(double);
+
+    const baselineDir = join(scratch, 'baseline');
+    const runBaseline = async (fsync: boolean, label: string): Promise<TransferDone> => {
+      const done = await runChild(
+        context,
+        'baselineClient.ts',
+        { urls, dest: baselineDir, concurrency: BACKUP_CONCURRENCY, fsync },
+        `${label}-${workload.name}`,
+      );
+      await removeScratch(baselineDir);
+      return done;
+    };
+    const before = await runBaseline(false, 'baseline');
+    context.log(`  baseline ${before.seconds.toFixed(1)} s`);
+
+    const dest = join(scratch, 'backup');
+    const job: BackupJob = { cloudinaryUrl: double.cloudinaryUrl, dest, concurrency: BACKUP_CONCURRENCY };
+    double.counters.reset();
+    const full = await runChild(context, 'backupRun.ts', job, `backup-${workload.name}`);
+    const fullCounters = { ...double.counters };
+    context.log(`  backup ${full.seconds.toFixed(1)} s`);
+
+    double.counters.reset();
+    const noChange = await runChild(context, 'backupRun.ts', job, `rerun-${workload.name}`);
+    const noChangeCounters = { ...double.counters };
+    context.log(`  no-change run ${noChange.seconds.toFixed(1)} s`);
+    await removeScratch(dest);
+
+    // Once before and once after the tool, so a load change on a shared machine cannot flatter the tool.
+    const after = await runBaseline(false, 'baseline');
+    const baselineFsync = await runBaseline(true, 'baseline-fsync');
+    context.log(
+      `  baseline again ${after.seconds.toFixed(1)} s, with fsync ${baselineFsync.seconds.toFixed(1)} s`,
+    );
+
+    return {
+      workload: workload.name,
+      label: workload.label,
+      assets: library.size,
+      bytes,
+      baseline: before.seconds <= after.seconds ? before : after,
+      baselineRuns: [before.seconds, after.seconds],
+      baselineFsync,
+      full,
+      noChange,
+      admin: {
+        floor: adminCallFloor(library),
+        full: fullCounters.adminCalls,
+        noChange: noChangeCounters.adminCalls,
+      },
+      served: {
+        full: fullCounters.deliveryBytes + fullCounters.downloadBytes,
+        noChange: noChangeCounters.deliveryBytes + noChangeCounters.downloadBytes,
+      },
+    };
+  } finally {
+    await removeScratch(scratch);
+    await double.close();
+  }
+}
+
+/** The three backup workloads, measured once per bench run (throughput and API economy share them). */
+export function backupRuns(context: BenchContext): Promise<BackupRun[]> {
+  return context.shared('backupRuns', async () => {
+    const runs: BackupRun[] = [];
+    for (const workload of backupWorkloads(context.mode)) runs.push(await measureWorkload(context, workload));
+    return runs;
+  });
+}

@@ -1,0 +1,243 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdir, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LOCAL_CONTROL_DIR } from '../../shared/constants.js';
+import { generateLibrary, startCloudinaryDouble, type CloudinaryDouble } from '../double/index.js';
+import type { BenchContext } from './context.js';
+import type { Metric, SectionResult, TargetCheck } from './results.js';
+import { trackGroup, untrackGroup } from './support/child.js';
+import { totalBytes, warmEtags } from './support/library.js';
+import { makeScratch, removeScratch } from './support/scratch.js';
+import { mb, num, pct, seconds, type Table } from './table.js';
+import { resumeWorkloads, type Workload } from './workloads.js';
+
+export const TARGET_WASTE = 1.05;
+/** A second run that has not finished by then is stopped and reported as stalled. */
+const STALL_LIMIT_MS = 90_000;
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const TSX_CLI = createRequire(import.meta.url).resolve('tsx/cli');
+
+export interface ResumeRun {
+  workload: Workload['name'];
+  label: string;
+  assets: number;
+  libraryBytes: number;
+  /** Bytes downloaded when the kill was sent: finished responses plus the partial files on disk. */
+  progressAtKill: number;
+  /** Bytes the double served to the killed run (counted once every connection had closed). */
+  servedFirstRun: number;
+  servedSecondRun: number;
+  firstRunSeconds: number;
+  secondRunSeconds: number;
+  /** The second run did not finish within the limit and was killed (waste then counts what it served). */
+  stalled: boolean;
+  /** Assets fetched more than once, and the bytes beyond one full copy of each. */
+  refetched: { assets: number; bytes: number };
+  /** Bytes downloaded ÷ bytes needed. */
+  waste: number;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function served(double: CloudinaryDouble): number {
+  return double.counters.deliveryBytes + double.counters.downloadBytes;
+}
+
+/** `npx tsx shared/cli/backup.ts --dest DIR` in a process group of its own, so kill -9 reaches every process. */
+function startBackupCli(
+  dest: string,
+  double: CloudinaryDouble,
+): { child: ChildProcess; stderr: () => string } {
+  const child = spawn(process.execPath, [TSX_CLI, 'shared/cli/backup.ts', '--dest', dest, '--json'], {
+    cwd: ROOT,
+    env: { ...process.env, CLOUDINARY_URL: double.cloudinaryUrl },
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const pid = child.pid ?? 0;
+  trackGroup(pid);
+  child.once('exit', () => untrackGroup(pid));
+  let errors = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    errors = (errors + chunk.toString('utf8')).slice(-2000);
+  });
+  return { child, stderr: () => errors };
+}
+
+function exitOf(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode);
+    else child.once('exit', (code) => resolve(code));
+  });
+}
+
+/** Kills the CLI's whole process group (tsx starts a second node) and waits until none is left. */
+async function killGroup(pid: number): Promise<void> {
+  process.kill(-pid, 'SIGKILL');
+  for (;;) {
+    try {
+      process.kill(-pid, 0);
+    } catch {
+      return;
+    }
+    await sleep(20);
+  }
+}
+
+/** Bytes in the backup's partial files: the double counts a response only once it has ended. */
+async function partialBytes(dest: string): Promise<number> {
+  const dir = join(dest, LOCAL_CONTROL_DIR, 'tmp');
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const sizes = await Promise.all(
+    names.map((name) =>
+      stat(join(dir, name)).then(
+        (info) => info.size,
+        () => 0,
+      ),
+    ),
+  );
+  return sizes.reduce((a, b) => a + b, 0);
+}
+
+/** Waits until the double has counted every byte of the killed connections (no change for 500 ms). */
+async function settled(double: CloudinaryDouble): Promise<number> {
+  let last = -1;
+  while (served(double) !== last) {
+    last = served(double);
+    await sleep(500);
+  }
+  return last;
+}
+
+/** Assets the double served more than once (from its request log), and the bytes beyond one copy. */
+function refetchedAssets(double: CloudinaryDouble): ResumeRun['refetched'] {
+  const fetches = new Map<string, { count: number; bytes: number }>();
+  for (const entry of double.requestLog) {
+    if ((entry.kind !== 'delivery' && entry.kind !== 'download') || entry.publicId === undefined) continue;
+    const seen = fetches.get(entry.publicId) ?? { count: 0, bytes: 0 };
+    seen.count += 1;
+    seen.bytes += entry.bytes ?? 0;
+    fetches.set(entry.publicId, seen);
+  }
+  const sizes = new Map(double.library.all().map((asset) => [asset.public_id, asset.bytes]));
+  let assets = 0;
+  let bytes = 0;
+  for (const [publicId, seen] of fetches) {
+    if (seen.count < 2) continue;
+    assets += 1;
+    bytes += seen.bytes - (sizes.get(publicId) ?? 0);
+  }
+  return { assets, bytes };
+}
+
+async function measureResume(context: BenchContext, workload: Workload): Promise<ResumeRun> {
+  const library = generateLibrary(workload.library);
+  const double = await startCloudinaryDouble({ library, rateLimitPerHour: 1_000_000 });
+  const dest = await makeScratch('resume');
+  try {
+    const libraryBytes = totalBytes(library);
+    context.log(`resume: ${workload.label} (${(libraryBytes / 1e6).toFixed(0)} MB), kill -9 half way`);
+    await warmEtags(library);
+    double.counters.reset();
+
+    let started = performance.now();
+    const first = startBackupCli(dest, double);
+    const firstExit = exitOf(first.child);
+    let progressAtKill = 0;
+    while (first.child.exitCode === null) {
+      progressAtKill = served(double) + (await partialBytes(dest));
+      if (progressAtKill >= libraryBytes / 2) {
+        await killGroup(first.child.pid ?? 0);
+        break;
+      }
+      await sleep(10);
+    }
+    await firstExit;
+    const firstRunSeconds = (performance.now() - started) / 1000;
+    if (progressAtKill < libraryBytes / 2) {
+      throw new Error(
+        `the first backup ended before half way (exit ${first.child.exitCode}): ${first.stderr()}`,
+      );
+    }
+    const servedFirstRun = await settled(double);
+
+    started = performance.now();
+    const second = startBackupCli(dest, double);
+    const limitMs = Math.max(STALL_LIMIT_MS, 10 * firstRunSeconds * 1000);
+    const code = await Promise.race([exitOf(second.child), sleep(limitMs).then(() => 'stalled' as const)]);
+    if (code === 'stalled') await killGroup(second.child.pid ?? 0);
+    else if (code !== 0) throw new Error(`the second backup failed (exit ${code}): ${second.stderr()}`);
+    const secondRunSeconds = (performance.now() - started) / 1000;
+    const servedSecondRun = served(double) - servedFirstRun;
+    return {
+      workload: workload.name,
+      label: workload.label,
+      assets: library.size,
+      libraryBytes,
+      progressAtKill,
+      servedFirstRun,
+      servedSecondRun,
+      firstRunSeconds,
+      secondRunSeconds,
+      stalled: code === 'stalled',
+      refetched: refetchedAssets(double),
+      waste: (servedFirstRun + servedSecondRun) / libraryBytes,
+    };
+  } finally {
+    await removeScratch(dest);
+    await double.close();
+  }
+}
+
+export async function resumeSection(context: BenchContext): Promise<SectionResult> {
+  const runs: ResumeRun[] = [];
+  for (const workload of resumeWorkloads(context.mode)) runs.push(await measureResume(context, workload));
+  const table: Table = {
+    title:
+      '4. Resume waste — `tsx shared/cli/backup.ts --dest DIR` killed with SIGKILL half way, then run again to completion',
+    head: [
+      'Library',
+      'Assets',
+      'MB needed',
+      'MB served, 1st run',
+      'MB served, 2nd run',
+      'Refetched',
+      'Downloaded ÷ needed',
+    ],
+    rows: runs.map((run) => [
+      run.label,
+      num(run.assets),
+      mb(run.libraryBytes),
+      `${mb(run.servedFirstRun)} (${pct(run.servedFirstRun / run.libraryBytes)})`,
+      mb(run.servedSecondRun),
+      `${num(run.refetched.assets)} assets, ${mb(run.refetched.bytes, 1)} MB`,
+      num(run.waste, 3),
+    ]),
+    notes: [
+      'Killed once finished responses plus the partial files in the control folder reached half the library.',
+      'Refetched: assets served more than once and the bytes beyond one copy — a file in flight at the kill is fetched again from its first byte.',
+      `Run times (process start included): ${runs.map((r) => `${r.workload} ${seconds(r.firstRunSeconds)} + ${seconds(r.secondRunSeconds)}`).join(', ')}.`,
+      ...runs
+        .filter((run) => run.stalled)
+        .map(
+          (run) =>
+            `WARNING: ${run.workload}: the second run had not finished after ${seconds(run.secondRunSeconds, 0)} and was killed: resuming stalls.`,
+        ),
+    ],
+  };
+  const metrics: Metric[] = runs.map((run) => ({
+    key: `resume.${run.workload}.waste`,
+    label: `Resume (${run.workload}): downloaded ÷ needed`,
+    value: run.waste,
+    unit: '×',
+    better: 'lower',
+  }));
+  const targets: TargetCheck[] = runs.map((run) => ({
+    target: `Resume waste ≤ ${TARGET_WASTE} (${run.label})`,
+    measured: run.stalled ? `${num(run.waste, 3)} (the second run stalled)` : num(run.waste, 3),
+    met: !run.stalled && run.waste <= TARGET_WASTE,
+  }));
+  return { name: 'resume', tables: [table], metrics, targets, data: runs };
+}
