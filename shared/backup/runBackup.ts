@@ -73,6 +73,22 @@ export interface BackupSummary {
   manifest?: string;
 }
 
+function emptySummary(dest: string, status: BackupSummary['status']): BackupSummary {
+  return {
+    dest,
+    status,
+    listed: 0,
+    toTransfer: 0,
+    toTransferBytes: 0,
+    transferred: 0,
+    transferredBytes: 0,
+    unchanged: 0,
+    deletedAtSource: 0,
+    failed: [],
+    pruned: [],
+  };
+}
+
 const realSleepUntil = (at: Date) =>
   new Promise<void>((r) => setTimeout(r, Math.max(0, at.getTime() - Date.now())));
 
@@ -210,19 +226,7 @@ async function backup(
   emit: (event: BackupEvent) => void,
   log: Log,
 ): Promise<BackupSummary> {
-  const summary: BackupSummary = {
-    dest,
-    status: 'completed',
-    listed: 0,
-    toTransfer: 0,
-    toTransferBytes: 0,
-    transferred: 0,
-    transferredBytes: 0,
-    unchanged: 0,
-    deletedAtSource: 0,
-    failed: [],
-    pruned: [],
-  };
+  const summary = emptySummary(dest, 'completed');
   const queue = countingQueue(new MemoryWorkQueue({ visibilityTimeoutSeconds: 3600 }), (items) => {
     summary.toTransferBytes += items.reduce((sum, item) => sum + item.asset.bytes, 0);
   });
@@ -466,19 +470,7 @@ async function dryRun(
   const hasState = existsSync(join(controlDir, STATE_FILE));
   const state = new SqliteStateStore(dest, hasState ? {} : { file: ':memory:' });
   try {
-    const summary: BackupSummary = {
-      dest,
-      status: 'dry-run',
-      listed: 0,
-      toTransfer: 0,
-      toTransferBytes: 0,
-      transferred: 0,
-      transferredBytes: 0,
-      unchanged: 0,
-      deletedAtSource: 0,
-      failed: [],
-      pruned: [],
-    };
+    const summary = emptySummary(dest, 'dry-run');
     const seen = new Set<string>();
     const listings = listingsOf(options.settings);
     for (const listing of listings) {
