@@ -65,6 +65,11 @@ export interface PutOptions {
   signal?: AbortSignal;
   /** Expected size, so a store can size multipart parts for the largest assets. */
   sizeHint?: number;
+  /**
+   * What the bytes must be: the store's own hashing checks them and fails the put before the
+   * object becomes visible, so each byte is hashed once.
+   */
+  expected?: { bytes?: number; md5?: string };
 }
 
 export interface PutResult {

@@ -124,7 +124,10 @@ export class S3ObjectStore implements ObjectStore {
       throw error;
     }
     // The object's md5 metadata must never describe other bytes than the ones stored.
-    const verifier = new VerifyingStream(givenMd5 ? { md5: givenMd5 } : {}, key);
+    const verifier = new VerifyingStream(
+      { bytes: options.expected?.bytes, md5: givenMd5 ?? options.expected?.md5 },
+      key,
+    );
     // A failed or aborted body fails the verifier, which fails the upload before it completes.
     pipeline(body, verifier, () => undefined);
     const onAbort = () => body.destroy(abortReason(signal));

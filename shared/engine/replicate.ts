@@ -3,7 +3,6 @@ import { PassThrough } from 'node:stream';
 import { createHash, randomUUID } from 'node:crypto';
 import { META } from '../constants.js';
 import { dispositionOf, describeError, FatalError, type Disposition } from '../errors.js';
-import { VerifyingStream } from '../hashing.js';
 import { assetIdOf, objectKeyFor } from '../keys.js';
 import type { AssetSource, ObjectStore, ReceivedWork, SourceAsset, StateStore, WorkQueue } from '../types.js';
 import { silentLog, type Log } from './log.js';
@@ -118,19 +117,17 @@ export async function replicateWork(
   const signal = options.signal ? AbortSignal.any([options.signal, abort.signal]) : abort.signal;
   try {
     const opened = await deps.source.open(asset, { signal });
-    const verify = new VerifyingStream(
-      { bytes: asset.bytes > 0 || asset.version > 0 ? asset.bytes : undefined, md5: asset.etag },
-      id,
-    );
     const body = new PassThrough();
     const counting = deps.onBytes;
-    if (counting) verify.on('data', (chunk: Buffer) => counting(chunk.length));
-    const transfer = pipeline(opened.stream, verify, body, { signal });
+    if (counting) body.on('data', (chunk: Buffer) => counting(chunk.length));
+    const transfer = pipeline(opened.stream, body, { signal });
+    // The store hashes the bytes once and refuses to commit them unless they are what was listed.
     const upload = deps.store.put(objectKey, body, {
       metadata: objectMetadata(asset),
       createdAt: asset.createdAt,
       signal,
       sizeHint: asset.bytes,
+      expected: { bytes: asset.bytes > 0 || asset.version > 0 ? asset.bytes : undefined, md5: asset.etag },
     });
     const [put] = await Promise.all([upload, transfer]).catch((error: unknown) => {
       abort.abort(error);

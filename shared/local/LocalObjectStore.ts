@@ -101,7 +101,7 @@ export class LocalObjectStore implements ObjectStore {
   private async putUnlocked(key: string, body: Readable, options: PutOptions): Promise<PutResult> {
     const relativePath = this.placementFor(key);
     const tempPath = join(this.tmpDir, `${randomUUID()}.part`);
-    const verifier = new VerifyingStream({}, key);
+    const verifier = new VerifyingStream(options.expected ?? {}, key);
     try {
       // `flush` fsyncs before close: the rename below never publishes bytes still in the page cache.
       await pipeline(body, verifier, createWriteStream(tempPath, { flags: 'wx', flush: true }), {
