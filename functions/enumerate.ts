@@ -29,7 +29,7 @@ export interface EnumerateHooks {
   now?: () => Date;
 }
 
-const scheduleOnLambda: EnumerateHooks = {
+export const scheduleOnLambda: EnumerateHooks = {
   async onPaused(outcome, context) {
     const target = continuationFromEnv(process.env, context.invokedFunctionArn);
     if (!target) {

@@ -2,7 +2,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CfnOutput, Duration, Stack } from 'aws-cdk-lib';
 import type { StackProps } from 'aws-cdk-lib';
-import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { EventSourceMapping } from 'aws-cdk-lib/aws-lambda';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import type { ReplicatorConfig } from './config.js';
@@ -92,12 +92,27 @@ export class ReplicatorStack extends Stack {
       enabled: config.scheduleEnabled,
     });
 
-    const manifestActions = ['s3:PutObject', 's3:GetObject', 's3:AbortMultipartUpload'];
+    // Each grant is what the function's code calls (proven by test/iam-contract.test.ts).
     this.enumerate
-      .bindTable(this.state.table)
-      // The manifest is written in parts (one per page), then listed and joined when the run ends.
-      .bindBucket(this.backup.bucket, MANIFESTS_PREFIX, manifestActions, { list: true })
-      .bindQueue(this.work.queue, 'QUEUE_URL', { send: true })
+      // Diff pages (BatchGetItem), run records (GetItem, UpdateItem, Query), deletions (Scan, UpdateItem).
+      .bindTable(this.state.table, [
+        'dynamodb:BatchGetItem',
+        'dynamodb:GetItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:Query',
+        'dynamodb:Scan',
+      ])
+      // The manifest is written in parts (one per page), then listed, read and joined when the run
+      // ends; a joined manifest past the part size is a multipart upload, aborted if it fails.
+      .bindBucket(
+        this.backup.bucket,
+        MANIFESTS_PREFIX,
+        ['s3:PutObject', 's3:GetObject', 's3:AbortMultipartUpload'],
+        {
+          list: true,
+        },
+      )
+      .bindQueue(this.work.queue, 'QUEUE_URL', ['sqs:SendMessage'])
       .bindSecret(this.cloudinary.secret)
       .bindContinuation(this.schedule.continuationGroup, this.schedule.invokeRole)
       .bindSettings({
@@ -107,19 +122,24 @@ export class ReplicatorStack extends Stack {
       });
 
     this.replicate
-      .bindTable(this.state.table)
-      // Tagging: an asset whose MD5 the source did not announce gets it as a tag on its new version.
+      // Leases and records (UpdateItem, PutItem), run counters (UpdateItem).
+      .bindTable(this.state.table, ['dynamodb:PutItem', 'dynamodb:UpdateItem'])
+      // Multipart uploads (aborted when a copy fails); an asset whose MD5 the source did not
+      // announce gets it as a tag on the version just written.
       .bindBucket(this.backup.bucket, ASSETS_PREFIX, [
         's3:PutObject',
-        's3:GetObject',
         's3:AbortMultipartUpload',
-        's3:ListMultipartUploadParts',
-        's3:PutObjectTagging',
         's3:PutObjectVersionTagging',
       ])
-      // The event source receives, deletes and delays; the worker itself only reads the URL.
-      .bindQueue(this.work.queue, 'QUEUE_URL', { send: false })
-      .bindQueue(this.work.deadLetterQueue, 'DLQ_URL', { send: true })
+      // The event source mapping receives and deletes with this role (SERVICE_USED_ACTIONS); the
+      // worker itself delays a retry (ChangeMessageVisibility) and deletes what it dead-letters.
+      .bindQueue(this.work.queue, 'QUEUE_URL', [
+        'sqs:ReceiveMessage',
+        'sqs:DeleteMessage',
+        'sqs:GetQueueAttributes',
+        'sqs:ChangeMessageVisibility',
+      ])
+      .bindQueue(this.work.deadLetterQueue, 'DLQ_URL', ['sqs:SendMessage'])
       .bindSecret(this.cloudinary.secret)
       .bindSettings({
         ...sourceSettings,
@@ -128,13 +148,14 @@ export class ReplicatorStack extends Stack {
         PART_SIZE_MB: config.partSizeMb,
         UPLOAD_QUEUE_SIZE: config.uploadQueueSize,
       });
-    this.replicate.addEventSource(
-      new SqsEventSource(this.work.queue, {
-        batchSize: config.workerBatchSize,
-        reportBatchItemFailures: true,
-        maxConcurrency: config.workerMaxConcurrency,
-      }),
-    );
+    // A mapping of its own rather than SqsEventSource, whose automatic grant adds sqs:GetQueueUrl.
+    new EventSourceMapping(this, 'ReplicateWork', {
+      target: this.replicate,
+      eventSourceArn: this.work.queue.queueArn,
+      batchSize: config.workerBatchSize,
+      reportBatchItemFailures: true,
+      maxConcurrency: config.workerMaxConcurrency,
+    });
 
     if (this.cloudinary.matchedBySuffix) {
       for (const fn of [this.enumerate, this.replicate]) {

@@ -155,6 +155,8 @@ export interface RunRecord {
   finishedAt?: string;
   /** When a paused run should continue (rate-limit reset or deadline). */
   resumeAt?: string;
+  /** Where the scan of asset states stopped when finalizing paused (a state id). */
+  finalizeCursor?: string;
   error?: string;
 }
 
@@ -184,7 +186,11 @@ export interface StateStore {
     owner?: string,
   ): Promise<void>;
   markDeleted(ids: string[], at: string): Promise<void>;
-  listAssets(): AsyncIterable<AssetState>;
+  /**
+   * Every asset state once, in an order of the store's choosing that is the same from call to
+   * call; `after` (a state id it yielded before) continues an interrupted walk after that state.
+   */
+  listAssets(options?: { after?: string }): AsyncIterable<AssetState>;
   getRun(runId: string): Promise<RunRecord | undefined>;
   /**
    * Writes the run record; `expectedUpdatedAt` makes the write conditional (optimistic lock,

@@ -15,15 +15,20 @@ import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { acknowledgeWildcardResource } from '../nag.js';
 
-/** What the state store does with the table: read many, conditional writes, list assets and runs. */
-export const STATE_TABLE_ACTIONS = [
-  'dynamodb:BatchGetItem',
-  'dynamodb:GetItem',
-  'dynamodb:PutItem',
-  'dynamodb:UpdateItem',
-  'dynamodb:Query',
-  'dynamodb:Scan',
-] as const;
+/**
+ * Actions a function's role holds that no code of ours calls: the Lambda service uses them with
+ * the function's role (its logs, and the SQS event source mapping that polls for the worker).
+ * Each has its reason; the IAM contract test accepts these unexercised and no others.
+ */
+export const SERVICE_USED_ACTIONS: Record<string, string> = {
+  'logs:CreateLogStream':
+    'Lambda creates the log stream of each execution environment with the function role.',
+  'logs:PutLogEvents': "Lambda writes the function's output to its log group with the function role.",
+  'sqs:ReceiveMessage': 'The event source mapping receives batches from the work queue with the worker role.',
+  'sqs:DeleteMessage': 'The event source mapping deletes the messages a batch handled with the worker role.',
+  'sqs:GetQueueAttributes':
+    'The event source mapping reads the queue attributes when it is created or enabled.',
+};
 
 /** Lets an ESM bundle load CommonJS dependencies that call `require` (the SDK's and Powertools' transitive deps). */
 const ESM_REQUIRE_BANNER =
@@ -104,9 +109,9 @@ export class ReplicatorFunction extends NodejsFunction {
     });
   }
 
-  /** Sets `envName` to the table name and grants the state store's item operations. */
-  bindTable(table: ITable, envName = 'TABLE_NAME'): this {
-    table.grant(this, ...STATE_TABLE_ACTIONS);
+  /** Sets `envName` to the table name and grants `actions` (what this function's path calls) on it. */
+  bindTable(table: ITable, actions: readonly string[], envName = 'TABLE_NAME'): this {
+    table.grant(this, ...actions);
     this.addEnvironment(envName, table.tableName);
     return this;
   }
@@ -147,22 +152,30 @@ export class ReplicatorFunction extends NodejsFunction {
     return this;
   }
 
-  /** Sets `envName` to the queue URL and, when `send` is true, allows sending to it. */
-  bindQueue(queue: IQueue, envName: string, { send }: { send: boolean }): this {
-    if (send) queue.grantSendMessages(this);
+  /** Sets `envName` to the queue URL and grants exactly `actions` on the queue. */
+  bindQueue(queue: IQueue, envName: string, actions: readonly string[]): this {
+    if (actions.length > 0) {
+      this.addToRolePolicy(new PolicyStatement({ actions: [...actions], resources: [queue.queueArn] }));
+      // A queue with a customer managed key needs it to send (GenerateDataKey) and receive (Decrypt).
+      queue.encryptionMasterKey?.grant(this, 'kms:GenerateDataKey', 'kms:Decrypt');
+    }
     this.addEnvironment(envName, queue.queueUrl);
     return this;
   }
 
-  /** Sets `envName` to the secret's ARN (never its value) and allows reading it at runtime. */
+  /** Sets `envName` to the secret's ARN (never its value) and allows reading its value at runtime. */
   bindSecret(secret: ISecret, envName = 'CLOUDINARY_SECRET_ID'): this {
-    secret.grantRead(this);
+    const arn = secret.secretFullArn ?? `${secret.secretArn}-??????`;
+    this.addToRolePolicy(
+      new PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [arn] }),
+    );
+    secret.encryptionKey?.grantDecrypt(this);
     this.addEnvironment(envName, secret.secretArn);
     return this;
   }
 
   /**
-   * Lets the function continue itself later: it creates and deletes one-time schedules in `group`
+   * Lets the function continue itself later: it creates one-time, self-deleting schedules in `group`
    * that the Scheduler runs as `invokeRole` (CONTINUATION_GROUP, CONTINUATION_ROLE_ARN).
    */
   bindContinuation(group: IScheduleGroup, invokeRole: IRole): this {
@@ -172,14 +185,12 @@ export class ReplicatorFunction extends NodejsFunction {
       resourceName: `${group.scheduleGroupName}/*`,
     });
     this.addToRolePolicy(
-      new PolicyStatement({
-        actions: ['scheduler:CreateSchedule', 'scheduler:DeleteSchedule'],
-        resources: [schedules],
-      }),
+      // Continuations delete themselves after they run (ActionAfterCompletion DELETE).
+      new PolicyStatement({ actions: ['scheduler:CreateSchedule'], resources: [schedules] }),
     );
     this.acknowledgeWildcard(
       schedules,
-      "Continuation schedules are named per paused run at runtime; the grant is limited to creating and deleting schedules in this stack's continuation group, never the daily schedule.",
+      "Continuation schedules are named per paused run at runtime; the grant is limited to creating schedules in this stack's continuation group, which cannot hold or replace the daily schedule.",
     );
     this.addToRolePolicy(
       new PolicyStatement({

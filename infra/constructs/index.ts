@@ -2,7 +2,7 @@ export { ASSETS_PREFIX, BackupBucket, MANIFESTS_PREFIX } from './BackupBucket.js
 export type { BackupBucketProps } from './BackupBucket.js';
 export { CloudinarySecret, SECRET_PLACEHOLDER } from './CloudinarySecret.js';
 export type { CloudinarySecretProps } from './CloudinarySecret.js';
-export { ReplicatorFunction, STATE_TABLE_ACTIONS } from './ReplicatorFunction.js';
+export { ReplicatorFunction, SERVICE_USED_ACTIONS } from './ReplicatorFunction.js';
 export type { ReplicatorFunctionProps } from './ReplicatorFunction.js';
 export { CUSTOM_METRICS, ReplicatorOperations } from './ReplicatorOperations.js';
 export type { ReplicatorOperationsProps } from './ReplicatorOperations.js';

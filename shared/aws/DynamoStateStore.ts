@@ -303,8 +303,9 @@ export class DynamoStateStore implements StateStore {
     );
   }
 
-  async *listAssets(): AsyncIterable<AssetState> {
-    let start: Item | undefined;
+  async *listAssets(options: { after?: string } = {}): AsyncIterable<AssetState> {
+    // A Scan continues after any item's key: the id of the last state seen is a resumable cursor.
+    let start: Item | undefined = options.after === undefined ? undefined : assetKey(options.after);
     do {
       const page = await this.send(() =>
         this.dynamo.send(
@@ -406,6 +407,7 @@ export class DynamoStateStore implements StateStore {
       updatedAt: run.updatedAt,
       finishedAt: run.finishedAt,
       resumeAt: run.resumeAt,
+      finalizeCursor: run.finalizeCursor,
       error: run.error,
     };
     Object.entries(fields).forEach(([name, value], i) => {
@@ -594,6 +596,7 @@ function runFromItem(item: Item): RunRecord {
   };
   if (typeof raw.finishedAt === 'string') run.finishedAt = raw.finishedAt;
   if (typeof raw.resumeAt === 'string') run.resumeAt = raw.resumeAt;
+  if (typeof raw.finalizeCursor === 'string') run.finalizeCursor = raw.finalizeCursor;
   if (typeof raw.error === 'string') run.error = raw.error;
   return run;
 }

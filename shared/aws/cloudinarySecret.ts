@@ -2,7 +2,9 @@ import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/clien
 import { parseCloudinaryUrl, type CloudinaryCredentials } from '../config.js';
 import { ConfigError, FatalError, describeError } from '../errors.js';
 
-const cache = new Map<string, { credentials: CloudinaryCredentials; at: number }>();
+type SecretCache = Map<string, { credentials: CloudinaryCredentials; at: number }>;
+/** One cache per client, so it lives and dies with the engine (the container) that reads it. */
+const caches = new WeakMap<SecretsManagerClient, SecretCache>();
 /** Secrets are re-read after this long, so a rotated secret is picked up without a deploy. */
 const CACHE_TTL_MS = 5 * 60_000;
 
@@ -15,6 +17,11 @@ export async function cloudinaryCredentialsFromSecret(
   secretId: string,
   now: () => number = Date.now,
 ): Promise<CloudinaryCredentials> {
+  let cache = caches.get(secrets);
+  if (!cache) {
+    cache = new Map();
+    caches.set(secrets, cache);
+  }
   const hit = cache.get(secretId);
   if (hit && now() - hit.at < CACHE_TTL_MS) return hit.credentials;
   let value: string | undefined;

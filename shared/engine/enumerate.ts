@@ -15,13 +15,8 @@ import type {
 } from '../types.js';
 import { needsTransfer } from './decide.js';
 import { silentLog, type Log } from './log.js';
-import {
-  manifestPartKey,
-  manifestParts,
-  readManifest,
-  writeFinalManifest,
-  writeManifestPart,
-} from './manifest.js';
+import { finalizeListing } from './finalize.js';
+import { manifestPartKey, writeManifestPart } from './manifest.js';
 
 export interface EnumerateDeps {
   source: AssetSource & { readonly rateLimit?: RateLimit };
@@ -96,7 +91,9 @@ export async function enumerate(
   };
 
   try {
-    if (run.phase !== 'listing') await save({ phase: 'listing', resumeAt: undefined });
+    if (run.phase !== 'listing' && run.phase !== 'finalizing') {
+      await save({ phase: 'listing', resumeAt: undefined });
+    }
     for (const listing of listings) {
       const id = listingId(listing);
       while (!(run.listings[id]?.done ?? false)) {
@@ -136,13 +133,29 @@ export async function enumerate(
         deps.onPage?.(run, listing, { listed: page.assets.length, enqueued });
       }
     }
-    await save({ phase: 'finalizing' });
-    const deleted = await finalize(deps, run, listings, now);
+    if (run.phase !== 'finalizing') await save({ phase: 'finalizing' });
+    const finalized = await finalizeListing(
+      { store: deps.store, state: deps.state, log },
+      {
+        runId: run.runId,
+        listings,
+        at: now().toISOString(),
+        after: run.finalizeCursor,
+        mustStop: () =>
+          request.deadline !== undefined && now().getTime() > request.deadline - DEADLINE_MARGIN_MS,
+        checkpoint: (after, deleted) =>
+          save({
+            finalizeCursor: after,
+            counters: { ...run.counters, deleted: run.counters.deleted + deleted },
+          }),
+      },
+    );
+    if (finalized === 'stopped') return await pause(now(), 'deadline');
     await save({
       phase: 'completed',
       finishedAt: now().toISOString(),
       resumeAt: undefined,
-      counters: { ...run.counters, deleted: run.counters.deleted + deleted },
+      finalizeCursor: undefined,
     });
     log.info('enumerate: run completed', { runId: run.runId, counters: run.counters });
     return { status: 'completed', run };
@@ -201,33 +214,4 @@ async function enqueueChanged(
     })),
   );
   return { enqueued: changed.length, skipped: assets.length - changed.length };
-}
-
-/** Marks what a complete listing did not return as deleted at the source; writes the manifest. */
-async function finalize(
-  deps: EnumerateDeps,
-  run: RunRecord,
-  listings: Listing[],
-  now: () => Date,
-): Promise<number> {
-  const parts = await manifestParts(deps.store, run.runId);
-  const seen = new Set<string>();
-  for (const part of parts) {
-    for await (const entry of readManifest(deps.store, part)) seen.add(entry.id);
-  }
-  const covered = new Set(listings.map(listingId));
-  const gone: string[] = [];
-  for await (const state of deps.state.listAssets()) {
-    if (state.status === 'deleted-at-source') continue;
-    if (!covered.has(`${state.resourceType}/${state.deliveryType}`)) continue;
-    if (!seen.has(state.id)) gone.push(state.id);
-  }
-  if (gone.length > 0) await deps.state.markDeleted(gone, now().toISOString());
-  await writeFinalManifest(deps.store, run.runId, parts);
-  (deps.log ?? silentLog).info('enumerate: finalized', {
-    runId: run.runId,
-    deleted: gone.length,
-    seen: seen.size,
-  });
-  return gone.length;
 }

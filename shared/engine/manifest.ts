@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { createGunzip, gzipSync } from 'node:zlib';
+import { buffer } from 'node:stream/consumers';
+import { createGunzip, gunzipSync, gzipSync } from 'node:zlib';
 import { createInterface } from 'node:readline';
-import { MANIFESTS_PREFIX } from '../constants.js';
+import { MANIFESTS_PREFIX, META } from '../constants.js';
 import { assetIdOf, objectKeyFor } from '../keys.js';
 import type { ObjectStore, SourceAsset } from '../types.js';
 
@@ -64,10 +66,55 @@ export async function writeManifestPart(
   const body = gzipSync(
     assets.map((a) => JSON.stringify(manifestEntry(a))).join('\n') + (assets.length ? '\n' : ''),
   );
+  // The MD5 goes in with the object: a store never has to tag a version after the fact.
   await store.put(key, Readable.from([body]), {
-    metadata: { 'manifest-entries': String(assets.length) },
+    metadata: { [META.md5]: md5Hex(body), 'manifest-entries': String(assets.length) },
     contentType: 'application/gzip',
+    expected: { bytes: body.length },
   });
+}
+
+function md5Hex(bytes: Buffer): string {
+  return createHash('md5').update(bytes).digest('hex');
+}
+
+/** Size and MD5 of a run's parts joined in order: what the final manifest will hold. */
+export interface ManifestDigest {
+  bytes: number;
+  md5: string;
+}
+
+/**
+ * Reads a run's parts in order, handing each part's entry ids to `onIds`, and returns the size
+ * and MD5 of their concatenation. Reads `lookahead` parts ahead; each part is one page (≤ 500
+ * entries), so memory stays small whatever the run's size.
+ */
+export async function digestManifestParts(
+  store: ObjectStore,
+  parts: string[],
+  onIds: (ids: string[]) => void,
+  lookahead = 8,
+): Promise<ManifestDigest> {
+  const hash = createHash('md5');
+  let bytes = 0;
+  const pending: Promise<Buffer>[] = [];
+  const fetch = (index: number) => {
+    const part = parts[index];
+    if (part !== undefined) pending.push(store.get(part).then((body) => buffer(body)));
+  };
+  for (let i = 0; i < lookahead; i++) fetch(i);
+  for (let index = 0; index < parts.length; index++) {
+    const body = await (pending.shift() as Promise<Buffer>);
+    fetch(index + lookahead);
+    hash.update(body);
+    bytes += body.length;
+    const ids: string[] = [];
+    for (const line of gunzipSync(body).toString('utf8').split('\n')) {
+      if (line.trim() !== '') ids.push((JSON.parse(line) as ManifestEntry).id);
+    }
+    onIds(ids);
+  }
+  return { bytes, md5: hash.digest('hex') };
 }
 
 /** Reads every entry of a gzipped JSON Lines object (one or many members). */
@@ -85,11 +132,15 @@ export async function manifestParts(store: ObjectStore, runId: string): Promise<
   return keys.sort();
 }
 
-/** Joins a run's parts into `manifests/<runId>/manifest.jsonl.gz`, streaming part after part. */
+/**
+ * Joins a run's parts into `manifests/<runId>/manifest.jsonl.gz`, streaming part after part; the
+ * digest (from digestManifestParts) goes in as metadata and the store verifies the bytes against it.
+ */
 export async function writeFinalManifest(
   store: ObjectStore,
   runId: string,
   parts: string[],
+  digest: ManifestDigest,
 ): Promise<string> {
   async function* concatenated(): AsyncIterable<Buffer> {
     for (const part of parts) {
@@ -98,8 +149,10 @@ export async function writeFinalManifest(
   }
   const key = manifestKey(runId);
   await store.put(key, Readable.from(concatenated()), {
-    metadata: { 'manifest-parts': String(parts.length) },
+    metadata: { [META.md5]: digest.md5, 'manifest-parts': String(parts.length) },
     contentType: 'application/gzip',
+    sizeHint: digest.bytes,
+    expected: { bytes: digest.bytes, md5: digest.md5 },
   });
   return key;
 }

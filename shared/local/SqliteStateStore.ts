@@ -213,8 +213,8 @@ export class SqliteStateStore implements StateStore {
     });
   }
 
-  async *listAssets(): AsyncIterable<AssetState> {
-    let after = '';
+  async *listAssets(options: { after?: string } = {}): AsyncIterable<AssetState> {
+    let after = options.after ?? '';
     for (;;) {
       const rows = this.sql.assetsAfter.all(after, LIST_PAGE) as unknown as AssetRow[];
       for (const row of rows) yield parseState(row);

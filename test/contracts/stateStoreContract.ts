@@ -236,6 +236,35 @@ export function stateStoreContract(name: string, make: () => Promise<StateStoreH
         expect(listed.find((s) => s.publicId === 'listed/7')).toEqual(copied('listed/7', 1));
       });
 
+      it('a walk of the assets cut short continues after the last state it returned, missing none', async () => {
+        for (let i = 0; i < 40; i++) await state.recordReplicated(copied(`walk/${i}`, 1));
+        const first: string[] = [];
+        for await (const asset of state.listAssets()) {
+          first.push(asset.id);
+          if (first.length === 13) break;
+        }
+
+        const rest: string[] = [];
+        for await (const asset of state.listAssets({ after: first.at(-1) })) rest.push(asset.id);
+
+        expect(rest).toHaveLength(27);
+        expect(new Set([...first, ...rest]).size).toBe(40);
+      });
+
+      it('a run record keeps the finalize position until it is cleared', async () => {
+        await state.putRun(run('2024-05-01T00-00-00-000Z-ffffff', { finalizeCursor: 'image/upload/x' }));
+        expect((await state.getRun('2024-05-01T00-00-00-000Z-ffffff'))?.finalizeCursor).toBe(
+          'image/upload/x',
+        );
+
+        await state.putRun(
+          run('2024-05-01T00-00-00-000Z-ffffff', { updatedAt: '2024-05-01T00:00:02.000Z' }),
+          '2024-05-01T00:00:01.000Z',
+        );
+
+        expect((await state.getRun('2024-05-01T00-00-00-000Z-ffffff'))?.finalizeCursor).toBeUndefined();
+      });
+
       it('unicode and awkward public ids work as state ids', async () => {
         for (const publicId of AWKWARD_PUBLIC_IDS) await state.recordReplicated(copied(publicId, 1));
 

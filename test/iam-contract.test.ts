@@ -1,0 +1,179 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SERVICE_USED_ACTIONS } from '../infra/constructs/index.js';
+import { generateLibrary, startCloudinaryDouble, type CloudinaryDouble } from './double/index.js';
+import { describeCall, type AwsCall } from './support/iam/awsOperations.js';
+import { DeployedStack } from './support/iam/deployedRun.js';
+import { describeDenials, evaluateCalls, grantedActions, type Evaluation } from './support/iam/evaluate.js';
+
+const TINY = { image: [2_000, 30_000], video: [20_000, 80_000], raw: [500, 8_000] } as const;
+const START = new Date('2026-03-01T10:15:00Z');
+
+/**
+ * Only what a fast, deterministic test needs beyond the template's own settings: small listing
+ * pages (so a handful of assets spans several pages), no retry delay, no metrics output.
+ */
+const TEST_OVERRIDES = {
+  LISTING_PAGE_SIZE: '10',
+  RETRY_BASE_SECONDS: '0',
+  POWERTOOLS_METRICS_DISABLED: 'true',
+  POWERTOOLS_LOG_LEVEL: 'ERROR',
+  LOG_LEVEL: 'ERROR',
+};
+
+interface Scenario {
+  stack: DeployedStack;
+  double: CloudinaryDouble;
+  calls: AwsCall[];
+  evaluation: Evaluation;
+}
+
+/**
+ * One daily run of the deployed stack on moto, every AWS request recorded: the schedule starts
+ * the enumerator, the Admin API budget runs out and it pauses with a continuation schedule, the
+ * continuation finishes the listing and finalizes; the worker copies every asset (one multipart),
+ * retries a flaky one and dead-letters one that always arrives cut short.
+ */
+async function dailyRun(context: Record<string, string | undefined>): Promise<Scenario> {
+  const library = generateLibrary({
+    seed: 'iam',
+    counts: { image: { upload: 18, private: 4 }, video: { upload: 2 }, raw: { upload: 4, authenticated: 2 } },
+    sizes: TINY,
+    large: [{ resourceType: 'video', type: 'upload', bytes: 12 * 1024 * 1024, publicId: 'long/take' }],
+  });
+  library.add({ publicId: 'flaky', resourceType: 'image', type: 'upload', format: 'jpg', bytes: 40_000 });
+  library.add({ publicId: 'truncated', resourceType: 'image', type: 'upload', format: 'jpg', bytes: 40_000 });
+  let now = START;
+  const double = await startCloudinaryDouble({ library, rateLimitPerHour: 16, now: () => now });
+  double.faults.add({ route: 'delivery', publicId: 'flaky', kind: 'status', status: 503, times: 1 });
+  // Always cut short: detected by its size in either listing, retried, then dead-lettered.
+  double.faults.add({
+    route: ['delivery', 'download'],
+    publicId: 'truncated',
+    kind: 'short',
+    afterBytes: 20_000,
+  });
+  // Cut after the first part: the multipart upload already started is aborted, then retried whole.
+  double.faults.add({
+    route: 'delivery',
+    publicId: 'long/take',
+    kind: 'reset',
+    afterBytes: 11 * 1024 * 1024,
+    times: 1,
+  });
+  const settings = Object.fromEntries(Object.entries(context).filter(([, v]) => v !== undefined)) as Record<
+    string,
+    string
+  >;
+  const stack = await DeployedStack.create(double, settings, TEST_OVERRIDES);
+  const clock = () => now;
+
+  const first = await stack.invokeEnumerate(stack.dailyInput(), clock);
+  expect(first.status, 'the budget is small enough to pause the listing').toBe('paused');
+  await stack.drainWorkQueue(stack.batchSize());
+  let outcome = first;
+  for (let rounds = 0; outcome.status === 'paused' && rounds < 10; rounds++) {
+    now = new Date(outcome.resumeAt ?? now);
+    const continuation = (await stack.continuationInputs()).at(-1);
+    expect(continuation).toEqual({ action: 'continue', runId: first.runId });
+    outcome = await stack.invokeEnumerate(continuation ?? {}, clock);
+  }
+  expect(outcome.status).toBe('completed');
+  await stack.drainWorkQueue(stack.batchSize());
+
+  const calls = stack.proxy.requests
+    .filter((r) => r.principal === 'enumerate' || r.principal === 'replicate')
+    .map((r) => describeCall(r, { accountId: '123456789012' }));
+  const evaluation = await evaluateCalls(calls, stack.principals(), stack.resourcePolicies(), '123456789012');
+  return { stack, double, calls, evaluation };
+}
+
+function operations(calls: AwsCall[], principal: string): Set<string> {
+  return new Set(calls.filter((c) => c.principal === principal).map((c) => c.operation));
+}
+
+/**
+ * Granted for a path that exists but that this run cannot take; the same reason is written next
+ * to the grant in infra/ReplicatorStack.ts.
+ */
+const NEEDED_ON_PATHS_NOT_TAKEN: Record<string, Record<string, string>> = {
+  enumerate: {
+    's3:AbortMultipartUpload':
+      'a joined manifest past the part size (about 50,000 assets) is a multipart upload, aborted if it fails',
+  },
+  replicate: {},
+};
+
+/** Granted actions that no request of either run used, and that the Lambda service does not use either. */
+function unexercised(scenarios: Scenario[]): Record<string, string[]> {
+  const result: Record<string, string[]> = {};
+  for (const [name, principal] of scenarios[0]?.stack.principals() ?? []) {
+    const used = new Set(scenarios.flatMap((s) => [...(s.evaluation.exercised.get(name) ?? [])]));
+    const reasoned = NEEDED_ON_PATHS_NOT_TAKEN[name] ?? {};
+    result[name] = [...grantedActions(principal)]
+      .filter((a) => !used.has(a) && !(a in SERVICE_USED_ACTIONS) && !(a in reasoned))
+      .sort();
+  }
+  return result;
+}
+
+const LISTINGS = [
+  { listing: 'search (the default)', context: {} },
+  {
+    listing: 'resources (no etag: the MD5 is tagged on the new version)',
+    context: { 'replicator:listingApi': 'resources' },
+  },
+];
+
+describe('every AWS request of a deployed daily run is allowed by the template', () => {
+  const scenarios: Scenario[] = [];
+
+  beforeAll(async () => {
+    for (const { context } of LISTINGS) scenarios.push(await dailyRun(context));
+  }, 600_000);
+  afterAll(async () => {
+    for (const scenario of scenarios) {
+      await scenario.stack.close();
+      await scenario.double.close();
+    }
+  });
+
+  describe.each(LISTINGS.map((l, index) => ({ ...l, index })))('listing with $listing', ({ index }) => {
+    it('records the calls of every path: listing, manifest, leases, multipart, aborts, retries, dead letters, the secret', () => {
+      const scenario = scenarios[index] as Scenario;
+      const enumerate = operations(scenario.calls, 'enumerate');
+      const replicate = operations(scenario.calls, 'replicate');
+      for (const op of [
+        'GetSecretValue',
+        'BatchGetItem',
+        'SendMessageBatch',
+        'PutObject',
+        'CreateSchedule',
+        'Scan',
+      ]) {
+        expect(enumerate, op).toContain(op);
+      }
+      for (const op of [
+        'GetSecretValue',
+        'ReceiveMessage',
+        'UpdateItem',
+        'CreateMultipartUpload',
+        'UploadPart',
+        'CompleteMultipartUpload',
+        'AbortMultipartUpload',
+        'ChangeMessageVisibility',
+        'SendMessage',
+        'DeleteMessageBatch',
+      ]) {
+        expect(replicate, op).toContain(op);
+      }
+    });
+
+    it('allows every request each function made (on failure: function, operation, ARN, missing action)', () => {
+      expect(describeDenials((scenarios[index] as Scenario).evaluation.denials)).toBe('');
+    });
+  });
+
+  it('grants no action that no path uses, except those the Lambda service uses on the function’s behalf', () => {
+    expect(unexercised(scenarios)).toEqual({ enumerate: [], replicate: [] });
+  });
+});

@@ -1,0 +1,241 @@
+/** A CloudFormation template as `cdk synth` writes it. */
+export interface CfnTemplate {
+  Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }>;
+}
+
+export interface PolicyDocument {
+  Version?: string;
+  Statement: Record<string, unknown>[];
+}
+
+/** What a deployed resource's Ref and Fn::GetAtt turn into. */
+export interface Deployed {
+  ref: string;
+  attrs: Record<string, string>;
+}
+
+export interface Where {
+  accountId: string;
+  region: string;
+}
+
+/** The physical names the test bed gave each resource type (the rest get their logical id). */
+export interface TestBedNames {
+  bucket: string;
+  table: string;
+  queueName: string;
+  queueUrl: string;
+  deadLetterQueueName: string;
+  deadLetterQueueUrl: string;
+  secretArn: string;
+}
+
+/** Gives every resource of the template the Ref and attributes it has when deployed onto the test bed. */
+export function deployOnto(template: CfnTemplate, bed: TestBedNames, where: Where): Record<string, Deployed> {
+  const { accountId, region } = where;
+  const deployed: Record<string, Deployed> = {};
+  for (const [id, resource] of Object.entries(template.Resources)) {
+    const props = resource.Properties ?? {};
+    const named = typeof props.Name === 'string' ? props.Name : id;
+    switch (resource.Type) {
+      case 'AWS::S3::Bucket':
+        deployed[id] = { ref: bed.bucket, attrs: { Arn: `arn:aws:s3:::${bed.bucket}` } };
+        break;
+      case 'AWS::DynamoDB::Table':
+        deployed[id] = {
+          ref: bed.table,
+          attrs: { Arn: `arn:aws:dynamodb:${region}:${accountId}:table/${bed.table}` },
+        };
+        break;
+      case 'AWS::SQS::Queue': {
+        const dead = id.includes('DeadLetter');
+        const name = dead ? bed.deadLetterQueueName : bed.queueName;
+        const url = dead ? bed.deadLetterQueueUrl : bed.queueUrl;
+        deployed[id] = {
+          ref: url,
+          attrs: { Arn: `arn:aws:sqs:${region}:${accountId}:${name}`, QueueName: name, QueueUrl: url },
+        };
+        break;
+      }
+      case 'AWS::SecretsManager::Secret':
+        deployed[id] = { ref: bed.secretArn, attrs: { Id: bed.secretArn } };
+        break;
+      case 'AWS::Scheduler::ScheduleGroup':
+        deployed[id] = {
+          ref: named,
+          attrs: { Arn: `arn:aws:scheduler:${region}:${accountId}:schedule-group/${named}` },
+        };
+        break;
+      case 'AWS::IAM::Role':
+        deployed[id] = { ref: id, attrs: { Arn: `arn:aws:iam::${accountId}:role/${id}`, RoleId: id } };
+        break;
+      case 'AWS::IAM::ManagedPolicy':
+        deployed[id] = { ref: `arn:aws:iam::${accountId}:policy/${id}`, attrs: {} };
+        break;
+      case 'AWS::Lambda::Function':
+        deployed[id] = { ref: id, attrs: { Arn: `arn:aws:lambda:${region}:${accountId}:function:${id}` } };
+        break;
+      case 'AWS::Logs::LogGroup':
+        deployed[id] = {
+          ref: `/aws/lambda/${id}`,
+          attrs: { Arn: `arn:aws:logs:${region}:${accountId}:log-group:/aws/lambda/${id}:*` },
+        };
+        break;
+      case 'AWS::KMS::Key':
+        deployed[id] = { ref: id, attrs: { Arn: `arn:aws:kms:${region}:${accountId}:key/${id}`, KeyId: id } };
+        break;
+      case 'AWS::SNS::Topic': {
+        const arn = `arn:aws:sns:${region}:${accountId}:${id}`;
+        deployed[id] = { ref: arn, attrs: { TopicArn: arn, TopicName: id } };
+        break;
+      }
+      default:
+        deployed[id] = { ref: id, attrs: {} };
+    }
+  }
+  return deployed;
+}
+
+/** Resolves Ref, Fn::GetAtt, Fn::Join, Fn::Sub, Fn::Select and Fn::Split to plain values. */
+export function resolve(value: unknown, deployed: Record<string, Deployed>, where: Where): unknown {
+  const pseudo: Record<string, string> = {
+    'AWS::Partition': 'aws',
+    'AWS::Region': where.region,
+    'AWS::AccountId': where.accountId,
+    'AWS::URLSuffix': 'amazonaws.com',
+    'AWS::StackName': 'CloudinaryS3Replicator',
+  };
+  const walk = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(walk);
+    if (!v || typeof v !== 'object') return v;
+    const entries = Object.entries(v as Record<string, unknown>);
+    if (entries.length === 1) {
+      const [fn, arg] = entries[0] as [string, unknown];
+      if (fn === 'Ref') {
+        const name = String(arg);
+        const found = pseudo[name] ?? deployed[name]?.ref;
+        if (found === undefined) throw new Error(`cannot resolve Ref ${name}`);
+        return found;
+      }
+      if (fn === 'Fn::GetAtt') {
+        const [id, attr] = (Array.isArray(arg) ? arg : String(arg).split('.')) as [string, string];
+        const found = deployed[id]?.attrs[attr];
+        if (found === undefined) throw new Error(`cannot resolve Fn::GetAtt ${id}.${attr}`);
+        return found;
+      }
+      if (fn === 'Fn::Join') {
+        const [separator, parts] = arg as [string, unknown[]];
+        return (walk(parts) as unknown[]).map(String).join(separator);
+      }
+      if (fn === 'Fn::Select') {
+        const [index, list] = arg as [number, unknown];
+        return (walk(list) as unknown[])[Number(index)];
+      }
+      if (fn === 'Fn::Split') {
+        const [separator, text] = arg as [string, unknown];
+        return String(walk(text)).split(separator);
+      }
+      if (fn === 'Fn::Sub') {
+        const [text, vars = {}] = (Array.isArray(arg) ? arg : [arg]) as [string, Record<string, unknown>];
+        return text.replace(/\$\{([^}]+)\}/gu, (_, name: string) => {
+          if (name in vars) return String(walk(vars[name]));
+          if (name.includes('.')) return String(walk({ 'Fn::GetAtt': name.split('.') }));
+          return String(walk({ Ref: name }));
+        });
+      }
+      if (fn.startsWith('Fn::')) throw new Error(`cannot resolve ${fn}`);
+    }
+    return Object.fromEntries(entries.map(([k, x]) => [k, walk(x)]));
+  };
+  return walk(value);
+}
+
+function asArray<T>(value: T | T[] | undefined): T[] {
+  if (value === undefined) return [];
+  return Array.isArray(value) ? value : [value];
+}
+
+/** Each role's identity policies (inline, attached AWS::IAM::Policy and customer managed), resolved. */
+export function rolePolicies(
+  template: CfnTemplate,
+  deployed: Record<string, Deployed>,
+  where: Where,
+): Map<string, PolicyDocument[]> {
+  const byRole = new Map<string, PolicyDocument[]>();
+  const add = (role: string, doc: unknown) => {
+    const list = byRole.get(role) ?? [];
+    list.push(resolve(doc, deployed, where) as PolicyDocument);
+    byRole.set(role, list);
+  };
+  for (const [id, resource] of Object.entries(template.Resources)) {
+    const props = resource.Properties ?? {};
+    if (resource.Type === 'AWS::IAM::Role') {
+      byRole.set(id, byRole.get(id) ?? []);
+      for (const inline of asArray(props.Policies as { PolicyDocument: unknown }[]))
+        add(id, inline.PolicyDocument);
+      for (const managed of asArray(props.ManagedPolicyArns as unknown[])) {
+        const arn = String(resolve(managed, deployed, where));
+        if (!Object.values(deployed).some((d) => d.ref === arn)) {
+          throw new Error(`role ${id} has the managed policy ${arn}, which the test cannot read`);
+        }
+      }
+    }
+  }
+  for (const resource of Object.values(template.Resources)) {
+    if (resource.Type !== 'AWS::IAM::Policy' && resource.Type !== 'AWS::IAM::ManagedPolicy') continue;
+    const props = resource.Properties ?? {};
+    for (const role of asArray(props.Roles as { Ref: string }[])) add(role.Ref, props.PolicyDocument);
+  }
+  return byRole;
+}
+
+/** Resource policies by the ARN of the resource they protect (bucket, queue, topic). */
+export function resourcePolicies(
+  template: CfnTemplate,
+  deployed: Record<string, Deployed>,
+  where: Where,
+): Map<string, PolicyDocument> {
+  const found = new Map<string, PolicyDocument>();
+  for (const resource of Object.values(template.Resources)) {
+    const props = resource.Properties ?? {};
+    if (resource.Type === 'AWS::S3::BucketPolicy') {
+      const bucket = String(resolve(props.Bucket, deployed, where));
+      found.set(`arn:aws:s3:::${bucket}`, resolve(props.PolicyDocument, deployed, where) as PolicyDocument);
+    }
+    if (resource.Type === 'AWS::SQS::QueuePolicy') {
+      for (const url of asArray(props.Queues as unknown[])) {
+        const name = String(resolve(url, deployed, where))
+          .split('/')
+          .at(-1);
+        found.set(
+          `arn:aws:sqs:${where.region}:${where.accountId}:${name}`,
+          resolve(props.PolicyDocument, deployed, where) as PolicyDocument,
+        );
+      }
+    }
+  }
+  return found;
+}
+
+/** The execution role (logical id) of each function, by the function's logical id. */
+export function functionRoles(template: CfnTemplate): Map<string, string> {
+  const roles = new Map<string, string>();
+  for (const [id, resource] of Object.entries(template.Resources)) {
+    if (resource.Type !== 'AWS::Lambda::Function') continue;
+    const role = resource.Properties?.Role as { 'Fn::GetAtt': [string, string] } | undefined;
+    if (role?.['Fn::GetAtt']) roles.set(id, role['Fn::GetAtt'][0]);
+  }
+  return roles;
+}
+
+/** A function's environment as deployed onto the test bed. */
+export function functionEnvironment(
+  template: CfnTemplate,
+  functionId: string,
+  deployed: Record<string, Deployed>,
+  where: Where,
+): Record<string, string> {
+  const env = (template.Resources[functionId]?.Properties?.Environment as { Variables?: unknown } | undefined)
+    ?.Variables;
+  return (resolve(env ?? {}, deployed, where) ?? {}) as Record<string, string>;
+}
