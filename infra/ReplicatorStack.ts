@@ -52,6 +52,7 @@ export class ReplicatorStack extends Stack {
       noncurrentExpireAfterDays: config.noncurrentExpireAfterDays,
       abortIncompleteUploadAfterDays: config.abortIncompleteUploadAfterDays,
       objectLockDays: config.objectLockDays,
+      breakGlassRoleArn: config.breakGlassRoleArn,
     });
     this.state = new StateTable(this, 'State');
     this.cloudinary = new CloudinarySecret(this, 'Cloudinary', { existing: config.cloudinarySecret });
@@ -84,7 +85,12 @@ export class ReplicatorStack extends Stack {
         'Lists Cloudinary and enqueues new or changed assets; continues itself after rate-limit resets',
       memorySize: config.enumeratorMemoryMb,
       timeout: Duration.seconds(config.enumeratorTimeoutSeconds),
+      // One run at a time: a start that finds the enumerator busy waits in Lambda's async queue.
+      ...(config.enumeratorSingleInstance ? { reservedConcurrentExecutions: 1 } : {}),
     });
+    // A failed run is not retried by Lambda (the next day or a continuation picks it up; the errors
+    // alarm tells the owner), so a retry can never overlap a continuation.
+    this.enumerate.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.hours(6) });
     this.schedule = new RunSchedule(this, 'Runs', {
       enumerateFunction: this.enumerate,
       expression: config.scheduleExpression,
@@ -174,6 +180,7 @@ export class ReplicatorStack extends Stack {
       metricsNamespace: config.metricsNamespace,
       serviceName: config.serviceName,
       staleRunAlarmHours: config.staleRunAlarmHours,
+      queueAgeAlarmHours: config.queueAgeAlarmHours,
       adminReserve: config.adminReserve,
       alarmEmail: config.alarmEmail,
     });

@@ -24,6 +24,8 @@ export interface ReplicatorConfig {
   abortIncompleteUploadAfterDays: number;
   /** 0 leaves Object Lock off. */
   objectLockDays: number;
+  /** Undefined: only the account root user (and CloudFormation deploys) can delete history. */
+  breakGlassRoleArn: string | undefined;
   maxReceives: number;
   workerTimeoutSeconds: number;
   workerMemoryMb: number;
@@ -44,6 +46,8 @@ export interface ReplicatorConfig {
   /** Undefined: alarms go to the topic only. */
   alarmEmail: string | undefined;
   staleRunAlarmHours: number;
+  queueAgeAlarmHours: number;
+  enumeratorSingleInstance: boolean;
   /** Undefined: the stack creates a secret holding a placeholder. */
   cloudinarySecret: string | undefined;
   logLevel: LogLevel;
@@ -250,8 +254,8 @@ export const KNOBS: KnobTable = {
     parse: integer(1, 365),
   },
   objectLockDays: {
-    default: 0,
-    doc: 'Object Lock in governance mode: every new version is protected from deletion for this many days. 0 leaves it off. Decide before the first deploy: once on it cannot be turned off, and if you turn it on later, check `cdk diff` for a bucket replacement first.',
+    default: 30,
+    doc: 'Object Lock in governance mode: every new version is protected from deletion for this many days, so a leaked key or a mistaken command cannot erase recent history (the bucket policy also denies bypassing it to all but breakGlassRoleArn). 0 leaves it off. Decide before the first deploy: once on it cannot be turned off, and if you change it later, check `cdk diff` for a bucket replacement first.',
     parse: integer(0, 36500),
   },
   maxReceives: {
@@ -348,6 +352,21 @@ export const KNOBS: KnobTable = {
     default: 36,
     doc: 'Alarm when no run has completed for this many hours: one missed daily run plus half a day for a rate-limited listing to finish.',
     parse: integer(2, 168),
+  },
+  queueAgeAlarmHours: {
+    default: 12,
+    doc: 'Alarm when an asset has waited this long in the work queue: the workers are failing as a whole (a denied key, a bad deploy) or cannot keep up.',
+    parse: integer(1, 96),
+  },
+  enumeratorSingleInstance: {
+    default: true,
+    doc: 'Reserve a concurrency of 1 for the enumerate function so the daily start, a continuation and run-now never run at once. A new account whose Lambda concurrency quota is 10 cannot reserve any: set false there (overlapping starts then stop on the run record lock instead).',
+    parse: boolean(),
+  },
+  breakGlassRoleArn: {
+    default: undefined,
+    doc: 'ARN of an IAM role allowed to delete object versions, bypass Object Lock governance and change the bucket policy, versioning or lifecycle. Everyone else (the replicator included) is denied by the bucket policy; unset leaves only the account root user, who can always remove a bucket policy, and CloudFormation deploys.',
+    parse: optional(text(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/u, 'an IAM role ARN')),
   },
   cloudinarySecret: {
     default: undefined,

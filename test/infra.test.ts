@@ -188,8 +188,20 @@ describe('backup bucket', () => {
     expect(MANIFESTS_PREFIX).toBe(SHARED_MANIFESTS_PREFIX);
   });
 
-  it('has no Object Lock unless asked for', () => {
-    expect(bucket().Properties).not.toHaveProperty('ObjectLockEnabled');
+  it('locks new versions in governance mode by default; objectLockDays 0 leaves Object Lock off', () => {
+    expect(bucket().Properties?.ObjectLockConfiguration).toEqual({
+      ObjectLockEnabled: 'Enabled',
+      Rule: { DefaultRetention: { Mode: 'GOVERNANCE', Days: 30 } },
+    });
+    const off = new App({ context: SKIP_BUNDLING });
+    const unlocked = buildReplicatorApp(
+      off,
+      readConfig({ context: { 'replicator:objectLockDays': '0' }, env: {} }),
+    );
+    const [, plain] = Object.entries(
+      Template.fromStack(unlocked).toJSON().Resources as Record<string, CfnResource>,
+    ).find(([, r]) => r.Type === 'AWS::S3::Bucket') as [string, CfnResource];
+    expect(plain.Properties).not.toHaveProperty('ObjectLockEnabled');
   });
 });
 
@@ -532,6 +544,24 @@ describe('operations', () => {
     });
   });
 
+  it('runs one enumerator at a time and never retries a failed run behind a continuation', () => {
+    const enumerate = resources[logicalIdOf(stack.enumerate)] as CfnResource;
+    expect(enumerate.Properties?.ReservedConcurrentExecutions).toBe(1);
+    expectResource(template, 'AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: logicalIdOf(stack.enumerate) },
+      MaximumRetryAttempts: 0,
+    });
+    const shared = new App({ context: SKIP_BUNDLING });
+    const noReserve = buildReplicatorApp(
+      shared,
+      readConfig({ context: { 'replicator:enumeratorSingleInstance': 'false' }, env: {} }),
+    );
+    const functions = Object.values(
+      Template.fromStack(noReserve).toJSON().Resources as Record<string, CfnResource>,
+    ).filter((r) => r.Type === 'AWS::Lambda::Function');
+    expect(functions.every((f) => f.Properties?.ReservedConcurrentExecutions === undefined)).toBe(true);
+  });
+
   it('alarms when the enumerate function fails', () => {
     expect(alarmNamed(stack.operations.enumeratorErrorsAlarm).Properties).toMatchObject({
       Namespace: 'AWS/Lambda',
@@ -539,6 +569,42 @@ describe('operations', () => {
       Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalIdOf(stack.enumerate) } }],
       ComparisonOperator: 'GreaterThanThreshold',
       Threshold: 0,
+    });
+  });
+
+  it('alarms within minutes when replicate invocations fail or are throttled as a whole', () => {
+    const props = alarmNamed(stack.operations.workerErrorsAlarm).Properties as Json;
+    const metrics = props.Metrics as {
+      Id: string;
+      Expression?: string;
+      MetricStat?: { Metric: Json; Period: number };
+    }[];
+    expect(metrics.find((m) => m.Expression)?.Expression).toBe('errors + throttles');
+    const replicateRef = { Ref: logicalIdOf(stack.replicate) };
+    for (const name of ['Errors', 'Throttles']) {
+      expect(
+        metrics.some(
+          (m) =>
+            m.MetricStat?.Metric.MetricName === name &&
+            JSON.stringify(m.MetricStat.Metric.Dimensions) ===
+              JSON.stringify([{ Name: 'FunctionName', Value: replicateRef }]) &&
+            m.MetricStat.Period === 300,
+        ),
+        name,
+      ).toBe(true);
+    }
+    expect(props).toMatchObject({ ComparisonOperator: 'GreaterThanThreshold', Threshold: 0 });
+  });
+
+  it('alarms when an asset has waited 12 hours in the work queue', () => {
+    expect(alarmNamed(stack.operations.queueAgeAlarm).Properties).toMatchObject({
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateAgeOfOldestMessage',
+      Dimensions: [
+        { Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalIdOf(stack.work.queue), 'QueueName'] } },
+      ],
+      ComparisonOperator: 'GreaterThanThreshold',
+      Threshold: 12 * 3600,
     });
   });
 
@@ -564,7 +630,7 @@ describe('operations', () => {
 
   it('sends every alarm and its recovery to the alarm topic, over TLS only', () => {
     const alarms = ofType('AWS::CloudWatch::Alarm');
-    expect(alarms).toHaveLength(3);
+    expect(alarms).toHaveLength(5);
     for (const [, alarm] of alarms) {
       expect(alarm.Properties?.AlarmActions).toEqual([topicRef()]);
       expect(alarm.Properties?.OKActions).toEqual([topicRef()]);

@@ -46,13 +46,23 @@ export async function runNowMain(
       const functionName = await readOutput(stack, 'EnumerateFunctionName');
       if (!functionName)
         throw new UsageError(`stack ${stack} has no EnumerateFunctionName output; is it deployed?`);
-      const answer = await lambda.send(
-        new InvokeCommand({
-          FunctionName: functionName,
-          InvocationType: flags.wait ? 'RequestResponse' : 'Event',
-          Payload: Buffer.from(JSON.stringify({ action: 'start' })),
-        }),
-      );
+      let answer;
+      try {
+        answer = await lambda.send(
+          new InvokeCommand({
+            FunctionName: functionName,
+            InvocationType: flags.wait ? 'RequestResponse' : 'Event',
+            Payload: Buffer.from(JSON.stringify({ action: 'start' })),
+          }),
+        );
+      } catch (error) {
+        // The enumerator runs one at a time (reserved concurrency 1): busy means a run is under way.
+        if ((error as { name?: string }).name !== 'TooManyRequestsException') throw error;
+        streams.stderr.write(
+          `run-now: a run is already in progress in ${functionName}; it continues by itself. Follow it on the stack's dashboard, or run without --wait to queue a start for when it ends.\n`,
+        );
+        return 1;
+      }
       if (answer.FunctionError) {
         streams.stderr.write(
           `run-now: the run failed: ${Buffer.from(answer.Payload ?? []).toString('utf8')}\n`,

@@ -1,4 +1,5 @@
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Aws, Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { AnyPrincipal, Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import {
   BlockPublicAccess,
@@ -35,7 +36,29 @@ export interface BackupBucketProps {
   abortIncompleteUploadAfterDays: number;
   /** 0 leaves Object Lock off. */
   objectLockDays: number;
+  /** The one role (besides the account root user and CloudFormation deploys) that may erase history. */
+  breakGlassRoleArn: string | undefined;
 }
+
+/**
+ * What erases or endangers the backup's history: denied by the bucket policy to every principal
+ * but the break-glass role and CloudFormation's deploy role (which must keep the bucket's settings
+ * in line with the template). The replicator's own roles never hold any of these.
+ */
+export const HISTORY_ERASING_ACTIONS = [
+  's3:DeleteObject',
+  's3:DeleteObjectVersion',
+  's3:BypassGovernanceRetention',
+  's3:PutBucketVersioning',
+  's3:PutLifecycleConfiguration',
+  's3:PutBucketObjectLockConfiguration',
+  's3:PutBucketPolicy',
+  's3:DeleteBucketPolicy',
+  's3:DeleteBucket',
+] as const;
+
+/** The CloudFormation execution role `cdk bootstrap` creates (any qualifier). */
+export const CDK_DEPLOY_ROLE_PATTERN = `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:role/cdk-*-cfn-exec-role-*`;
 
 /**
  * The bucket that holds the copies: private, TLS-only, encrypted, versioned, retained when the
@@ -78,10 +101,28 @@ export class BackupBucket extends Construct {
       lifecycleRules: lifecycleRules(props),
     });
 
+    this.bucket.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'ProtectBackupHistory',
+        effect: Effect.DENY,
+        principals: [new AnyPrincipal()],
+        actions: [...HISTORY_ERASING_ACTIONS],
+        resources: [this.bucket.bucketArn, this.bucket.arnForObjects('*')],
+        conditions: {
+          ArnNotLike: {
+            'aws:PrincipalArn': [
+              CDK_DEPLOY_ROLE_PATTERN,
+              ...(props.breakGlassRoleArn ? [props.breakGlassRoleArn] : []),
+            ],
+          },
+        },
+      }),
+    );
+
     Validations.of(this.bucket.node.defaultChild ?? this.bucket).acknowledge({
       id: 'AwsSolutions-S1',
       reason:
-        'No server access logs: the replicator is the only writer, and every object it writes is recorded (key, version id, MD5, bytes) in the DynamoDB state and the run manifests; enable CloudTrail data events if you need per-request audit.',
+        'No server access logs: every object the replicator writes is recorded (key, version id, MD5, bytes) in the state and the run manifests, and the bucket policy denies deleting versions and changing versioning, lifecycle, Object Lock or the policy to all but the break-glass role and CloudFormation deploys; enable CloudTrail data events if you need per-request audit.',
     });
   }
 }

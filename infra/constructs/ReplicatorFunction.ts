@@ -42,6 +42,7 @@ export interface ReplicatorFunctionProps {
   description: string;
   memorySize: number;
   timeout: Duration;
+  reservedConcurrentExecutions?: number;
   logRetention: RetentionDays;
   serviceName: string;
   metricsNamespace: string;
@@ -77,6 +78,7 @@ export class ReplicatorFunction extends NodejsFunction {
       architecture: Architecture.ARM_64,
       memorySize: props.memorySize,
       timeout: props.timeout,
+      reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       role: executionRole,
       logGroup,
       environment: {

@@ -5,6 +5,7 @@ import {
   ComparisonOperator,
   Dashboard,
   GraphWidget,
+  MathExpression,
   Metric,
   SingleValueWidget,
   Stats,
@@ -41,17 +42,23 @@ export interface ReplicatorOperationsProps {
   metricsNamespace: string;
   serviceName: string;
   staleRunAlarmHours: number;
+  queueAgeAlarmHours: number;
   adminReserve: number;
   alarmEmail: string | undefined;
 }
 
-/** Alarms to one SNS topic (DLQ not empty, enumerator errors, no completed run) and a dashboard. */
+/**
+ * Alarms to one SNS topic (DLQ not empty, enumerator errors, no completed run, worker errors or
+ * throttles, work waiting too long) and a dashboard.
+ */
 export class ReplicatorOperations extends Construct {
   readonly topic: Topic;
   readonly dashboard: Dashboard;
   readonly deadLettersAlarm: Alarm;
   readonly enumeratorErrorsAlarm: Alarm;
   readonly staleRunAlarm: Alarm;
+  readonly workerErrorsAlarm: Alarm;
+  readonly queueAgeAlarm: Alarm;
   /** Console address of the dashboard, for the stack output. */
   readonly dashboardUrl: string;
 
@@ -112,7 +119,48 @@ export class ReplicatorOperations extends Construct {
       treatMissingData: TreatMissingData.BREACHING,
     });
 
-    for (const alarm of [this.deadLettersAlarm, this.enumeratorErrorsAlarm, this.staleRunAlarm]) {
+    // A worker-wide failure (an IAM or KMS denial, a broken bundle) fails whole invocations: minutes,
+    // not the hours it takes every message to exhaust its retries into the dead-letter queue.
+    this.workerErrorsAlarm = new Alarm(this, 'WorkerErrorsAlarm', {
+      alarmDescription:
+        'Replicate invocations failed or were throttled: the worker cannot copy anything (permissions, a key, a deploy, the account concurrency). Check its log group.',
+      metric: new MathExpression({
+        expression: 'errors + throttles',
+        usingMetrics: {
+          errors: props.replicateFunction.metricErrors({ statistic: Stats.SUM, period: Duration.minutes(5) }),
+          throttles: props.replicateFunction.metricThrottles({
+            statistic: Stats.SUM,
+            period: Duration.minutes(5),
+          }),
+        },
+        label: 'Failed or throttled invocations',
+        period: Duration.minutes(5),
+      }),
+      threshold: 0,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+
+    this.queueAgeAlarm = new Alarm(this, 'QueueAgeAlarm', {
+      alarmDescription: `An asset has waited ${props.queueAgeAlarmHours} hours in the work queue: the workers are not copying. Check the replicate log group and the dead-letter queue.`,
+      metric: props.queue.metricApproximateAgeOfOldestMessage({
+        statistic: Stats.MAXIMUM,
+        period: Duration.minutes(15),
+      }),
+      threshold: props.queueAgeAlarmHours * 3600,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+
+    for (const alarm of [
+      this.deadLettersAlarm,
+      this.enumeratorErrorsAlarm,
+      this.staleRunAlarm,
+      this.workerErrorsAlarm,
+      this.queueAgeAlarm,
+    ]) {
       alarm.addAlarmAction(notify);
       alarm.addOkAction(notify);
     }
@@ -210,7 +258,13 @@ export class ReplicatorOperations extends Construct {
       }),
       new AlarmStatusWidget({
         title: 'Alarms',
-        alarms: [this.deadLettersAlarm, this.enumeratorErrorsAlarm, this.staleRunAlarm],
+        alarms: [
+          this.deadLettersAlarm,
+          this.enumeratorErrorsAlarm,
+          this.staleRunAlarm,
+          this.workerErrorsAlarm,
+          this.queueAgeAlarm,
+        ],
         width: 8,
       }),
     );

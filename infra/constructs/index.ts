@@ -1,4 +1,10 @@
-export { ASSETS_PREFIX, BackupBucket, MANIFESTS_PREFIX } from './BackupBucket.js';
+export {
+  ASSETS_PREFIX,
+  BackupBucket,
+  CDK_DEPLOY_ROLE_PATTERN,
+  HISTORY_ERASING_ACTIONS,
+  MANIFESTS_PREFIX,
+} from './BackupBucket.js';
 export type { BackupBucketProps } from './BackupBucket.js';
 export { CloudinarySecret, SECRET_PLACEHOLDER } from './CloudinarySecret.js';
 export type { CloudinarySecretProps } from './CloudinarySecret.js';
