@@ -1,0 +1,228 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { GetScheduleCommand, ListSchedulesCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
+import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import type { SQSBatchResponse } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAwsClients, type AwsClients } from '../shared/aws/clients.js';
+import { DynamoStateStore } from '../shared/aws/DynamoStateStore.js';
+import { objectKeyFor } from '../shared/keys.js';
+import { generateLibrary, startCloudinaryDouble } from './double/index.js';
+import type { CloudinaryDouble } from './double/types.js';
+import { useMotoEnvironment } from './support/awsTestBed.js';
+import {
+  readCloudAssembly,
+  synthesize,
+  type CloudAssembly,
+  type DeployedFunction,
+} from './support/cloudAssembly.js';
+import {
+  pollBatch,
+  queueTriggers,
+  scheduleTriggers,
+  settleBatch,
+  type QueueTrigger,
+  type ScheduleTrigger,
+} from './support/eventSources.js';
+import { invokeDeployed, type Invocation } from './support/lambdaProcess.js';
+import { idOf } from './support/pipelineBed.js';
+import { provisionTemplate, REGION, type TemplateBed } from './support/templateBed.js';
+import { resolveEnvironment } from './support/templateIntrinsics.js';
+
+const TINY = { image: [2_000, 30_000], video: [20_000, 80_000], raw: [500, 8_000] } as const;
+
+let outdir: string;
+let assembly: CloudAssembly;
+let bed: TemplateBed;
+let clients: AwsClients;
+let double: CloudinaryDouble;
+let endpoint: string;
+let daily: ScheduleTrigger;
+let work: QueueTrigger;
+let enumerateFn: DeployedFunction;
+let replicateFn: DeployedFunction;
+/** Admin calls the enumerator leaves unused (ADMIN_RESERVE as the template sets it). */
+let reserve: number;
+
+function functionById(logicalId: string): DeployedFunction {
+  const fn = assembly.functions.find((f) => f.logicalId === logicalId);
+  if (!fn) throw new Error(`no function ${logicalId} in the assembly`);
+  return fn;
+}
+
+function environmentOf(fn: DeployedFunction): Record<string, string> {
+  return resolveEnvironment(fn.environment, bed.ctx, fn.logicalId);
+}
+
+/** Invokes `fn` from cdk.out as Lambda would, with its template environment less `without`. */
+async function invoke(fn: DeployedFunction, event: unknown, without?: string): Promise<Invocation> {
+  const environment = environmentOf(fn);
+  if (without) delete environment[without];
+  const bound = bed.resource(fn.logicalId);
+  return invokeDeployed(fn, event, {
+    environment,
+    functionName: bound.ref,
+    functionArn: bound.attributes.Arn ?? '',
+    awsEndpoint: endpoint,
+    region: REGION,
+    killAfterMs: 120_000,
+  });
+}
+
+function succeeded(outcome: Invocation): unknown {
+  if (!outcome.ok) {
+    throw new Error(
+      `${outcome.errorType}: ${outcome.errorMessage}\n${outcome.stack.join('\n')}\n${outcome.logs}`,
+    );
+  }
+  return outcome.result;
+}
+
+/** The double's Admin API budget per hour, as last set. */
+let adminLimit = 500;
+
+function setAdminLimit(limit: number): void {
+  adminLimit = limit;
+  double.setRateLimit(limit);
+}
+
+/** Sets the double's budget so that the next Admin call leaves exactly `left` calls. */
+function leaveAdminCalls(left: number): void {
+  const used = adminLimit - double.rateLimitRemaining();
+  setAdminLimit(used + left + 1);
+}
+
+beforeAll(async () => {
+  outdir = mkdtempSync(join(tmpdir(), 'replicator-deployed-'));
+  synthesize(outdir);
+  assembly = readCloudAssembly(outdir);
+  endpoint = useMotoEnvironment();
+  clients = createAwsClients();
+  // A frozen clock half an hour ahead: the rate-limit window never rolls over during the test, its
+  // reset stays in the handlers' future, and signed download URLs (valid an hour) stay valid.
+  const frozen = new Date(Date.now() + 30 * 60_000);
+  double = await startCloudinaryDouble({
+    library: generateLibrary({
+      seed: 'deployed',
+      counts: {
+        image: { upload: 5, private: 1 },
+        video: { upload: 1 },
+        raw: { upload: 1, authenticated: 1 },
+      },
+      sizes: TINY,
+    }),
+    now: () => frozen,
+    rateLimitPerHour: adminLimit,
+  });
+  bed = await provisionTemplate(assembly, clients, double.cloudinaryUrl);
+  const schedules = scheduleTriggers(assembly.template, bed.ctx);
+  expect(schedules).toHaveLength(1);
+  daily = schedules[0] as ScheduleTrigger;
+  enumerateFn = functionById(
+    bed
+      .logicalIds('AWS::Lambda::Function')
+      .find((id) => bed.resource(id).attributes.Arn === daily.functionArn) ?? '',
+  );
+  const queues = queueTriggers(assembly.template, bed.ctx);
+  expect(queues).toHaveLength(1);
+  work = queues[0] as QueueTrigger;
+  replicateFn = functionById(work.functionLogicalId);
+  reserve = Number(environmentOf(enumerateFn).ADMIN_RESERVE ?? 10);
+}, 240_000);
+
+afterAll(async () => {
+  await double?.close();
+  if (outdir) rmSync(outdir, { recursive: true, force: true });
+});
+
+/** Feeds the work queue to the replicate bundle the way the event source mapping does, until it is empty. */
+async function drainWorkQueue(): Promise<number> {
+  let invocations = 0;
+  for (let round = 0; round < 50; round += 1) {
+    const { messages, event } = await pollBatch(clients, work);
+    if (messages.length === 0) return invocations;
+    for (const record of event.Records) {
+      expect(record.attributes.ApproximateReceiveCount).toBe('1');
+      expect(record.eventSourceARN).toBe(work.queueArn);
+    }
+    invocations += 1;
+    const response = succeeded(await invoke(replicateFn, event)) as SQSBatchResponse;
+    expect(response.batchItemFailures).toEqual([]);
+    await settleBatch(
+      clients,
+      work,
+      messages,
+      response.batchItemFailures.map((f) => f.itemIdentifier),
+    );
+  }
+  throw new Error('the work queue did not drain in 50 batches');
+}
+
+async function queueDepth(url: string): Promise<number> {
+  const attrs = await clients.sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: url,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+    }),
+  );
+  return (
+    Number(attrs.Attributes?.ApproximateNumberOfMessages ?? 0) +
+    Number(attrs.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0)
+  );
+}
+
+describe('the bundles in cdk.out, run as Lambda runs them against the test bed', { timeout: 300_000 }, () => {
+  it('back up the whole library: the daily schedule starts, a continuation resumes, SQS batches copy', async () => {
+    const env = environmentOf(enumerateFn);
+    // The first invocation may make one Admin call before it must keep the reserve: it pauses.
+    leaveAdminCalls(reserve);
+    const first = succeeded(await invoke(enumerateFn, daily.event)) as { runId: string; status: string };
+    expect(first.status).toBe('paused');
+
+    // The continuation exactly as the handler scheduled it: the Scheduler will send its Input.
+    const scheduler = new SchedulerClient({});
+    const group = env.CONTINUATION_GROUP ?? '';
+    const listed = await scheduler.send(new ListSchedulesCommand({ GroupName: group }));
+    const mine = [];
+    for (const summary of listed.Schedules ?? []) {
+      const schedule = await scheduler.send(new GetScheduleCommand({ GroupName: group, Name: summary.Name }));
+      const input = JSON.parse(schedule.Target?.Input ?? '{}') as { runId?: string };
+      if (input.runId === first.runId) mine.push(schedule);
+    }
+    expect(mine).toHaveLength(1);
+    const continuation = mine[0];
+    expect(continuation?.Target).toMatchObject({
+      Arn: bed.resource(enumerateFn.logicalId).attributes.Arn,
+      RoleArn: env.CONTINUATION_ROLE_ARN,
+    });
+
+    setAdminLimit(500);
+    const second = succeeded(await invoke(enumerateFn, JSON.parse(continuation?.Target?.Input ?? '{}'))) as {
+      runId: string;
+      status: string;
+      counters: { listed: number };
+    };
+    expect(second).toMatchObject({ runId: first.runId, status: 'completed' });
+    expect(second.counters.listed).toBe(double.library.size);
+
+    expect(await drainWorkQueue()).toBeGreaterThan(0);
+
+    const bucket = bed.resource(bed.logicalIds('AWS::S3::Bucket')[0] ?? '').ref;
+    for (const asset of double.library.all()) {
+      const key = objectKeyFor({
+        resourceType: asset.resource_type,
+        deliveryType: asset.type,
+        publicId: asset.public_id,
+        format: asset.format,
+      });
+      const head = await clients.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      expect({ key, bytes: head.ContentLength }).toEqual({ key, bytes: asset.bytes });
+    }
+    const state = new DynamoStateStore({ dynamo: clients.dynamo, table: env.TABLE_NAME ?? '' });
+    const states = await state.getMany(double.library.all().map(idOf));
+    expect([...states.values()].map((s) => s.status)).toEqual(double.library.all().map(() => 'replicated'));
+    expect(await queueDepth(environmentOf(replicateFn).DLQ_URL ?? '')).toBe(0);
+  });
+});
