@@ -3,8 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { GetScheduleCommand, ListSchedulesCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
-import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
-import type { SQSBatchResponse } from 'aws-lambda';
+import {
+  ChangeMessageVisibilityCommand,
+  GetQueueAttributesCommand,
+  SendMessageCommand,
+  type Message,
+} from '@aws-sdk/client-sqs';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAwsClients, type AwsClients } from '../shared/aws/clients.js';
 import { DynamoStateStore } from '../shared/aws/DynamoStateStore.js';
@@ -118,7 +123,8 @@ beforeAll(async () => {
   });
   bed = await provisionTemplate(assembly, clients, double.cloudinaryUrl);
   const schedules = scheduleTriggers(assembly.template, bed.ctx);
-  expect(schedules).toHaveLength(1);
+  if (schedules.length !== 1)
+    throw new Error(`expected one schedule in the template, found ${schedules.length}`);
   daily = schedules[0] as ScheduleTrigger;
   enumerateFn = functionById(
     bed
@@ -126,7 +132,7 @@ beforeAll(async () => {
       .find((id) => bed.resource(id).attributes.Arn === daily.functionArn) ?? '',
   );
   const queues = queueTriggers(assembly.template, bed.ctx);
-  expect(queues).toHaveLength(1);
+  if (queues.length !== 1) throw new Error(`expected one SQS event source, found ${queues.length}`);
   work = queues[0] as QueueTrigger;
   replicateFn = functionById(work.functionLogicalId);
   reserve = Number(environmentOf(enumerateFn).ADMIN_RESERVE ?? 10);
@@ -224,5 +230,113 @@ describe('the bundles in cdk.out, run as Lambda runs them against the test bed',
     const states = await state.getMany(double.library.all().map(idOf));
     expect([...states.values()].map((s) => s.status)).toEqual(double.library.all().map(() => 'replicated'));
     expect(await queueDepth(environmentOf(replicateFn).DLQ_URL ?? '')).toBe(0);
+  });
+});
+
+/** The variables of `fn` that name a resource of the stack (a table, a queue, a role, a group...). */
+function resourceVariables(fn: DeployedFunction): string[] {
+  const names = new Set<string>();
+  for (const bound of bed.ctx.resources.values()) {
+    names.add(bound.ref);
+    for (const value of Object.values(bound.attributes)) names.add(value);
+  }
+  return Object.entries(fn.environment)
+    .filter(([, value]) => typeof value === 'object' || names.has(String(value)))
+    .map(([name]) => name);
+}
+
+/** The work message the enumerator writes for an asset it found new: body and message attributes. */
+async function enqueuedByEnumerator(): Promise<Message> {
+  setAdminLimit(500);
+  const run = succeeded(await invoke(enumerateFn, daily.event)) as { status: string };
+  expect(run.status).toBe('completed');
+  const { messages } = await pollBatch(clients, work);
+  expect(messages).toHaveLength(1);
+  const message = messages[0] as Message;
+  await settleBatch(clients, work, [message], []);
+  return message;
+}
+
+/**
+ * Sends `message` again and receives it until its receive count reaches `receives`, as the event
+ * source would redeliver it after failed invocations; returns the event of that last delivery.
+ */
+async function deliveredTimes(message: Message, receives: number): Promise<SQSEvent> {
+  const sent = await clients.sqs.send(
+    new SendMessageCommand({
+      QueueUrl: work.queueUrl,
+      MessageBody: message.Body,
+      MessageAttributes: message.MessageAttributes,
+    }),
+  );
+  for (let attempt = 0; attempt < receives; attempt += 1) {
+    const { messages, event } = await pollBatch(clients, work);
+    expect(messages.map((m) => m.MessageId)).toEqual([sent.MessageId]);
+    if (Number(messages[0]?.Attributes?.ApproximateReceiveCount) >= receives) return event;
+    await clients.sqs.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: work.queueUrl,
+        ReceiptHandle: messages[0]?.ReceiptHandle,
+        VisibilityTimeout: 0,
+      }),
+    );
+  }
+  throw new Error(`message ${sent.MessageId} did not reach ${receives} receives`);
+}
+
+describe('a stack that stops passing a variable the bundle needs', { timeout: 300_000 }, () => {
+  it('makes the replicate bundle fail with an error that names the variable', async () => {
+    const variables = resourceVariables(replicateFn);
+    expect(variables).toEqual(
+      expect.arrayContaining(['TABLE_NAME', 'BUCKET_NAME', 'QUEUE_URL', 'DLQ_URL', 'CLOUDINARY_SECRET_ID']),
+    );
+    // An asset whose every download fails, on its last allowed receive: only dead-lettering remains.
+    const publicId = 'deployed/always-500';
+    double.library.add({ publicId, resourceType: 'image', format: 'jpg', bytes: 4_000 });
+    double.faults.add({ route: ['delivery', 'download'], publicId, kind: 'status', status: 500 });
+    const message = await enqueuedByEnumerator();
+    const maxReceives = Number(environmentOf(replicateFn).MAX_RECEIVES);
+
+    const outcomes = [];
+    for (const name of variables) {
+      const outcome = await invoke(replicateFn, await deliveredTimes(message, maxReceives), name);
+      outcomes.push({ name, failed: !outcome.ok, named: !outcome.ok && outcome.errorMessage.includes(name) });
+    }
+    expect(outcomes).toEqual(variables.map((name) => ({ name, failed: true, named: true })));
+
+    // With every variable the same delivery is dead-lettered with its reason and the batch succeeds.
+    const dlq = environmentOf(replicateFn).DLQ_URL ?? '';
+    const before = await queueDepth(dlq);
+    const control = succeeded(
+      await invoke(replicateFn, await deliveredTimes(message, maxReceives)),
+    ) as SQSBatchResponse;
+    expect(control.batchItemFailures).toEqual([]);
+    expect(await queueDepth(dlq)).toBe(before + 1);
+  });
+
+  it('makes the enumerate bundle fail with an error that names the variable', async () => {
+    const variables = resourceVariables(enumerateFn);
+    expect(variables).toEqual(
+      expect.arrayContaining([
+        'TABLE_NAME',
+        'BUCKET_NAME',
+        'QUEUE_URL',
+        'CLOUDINARY_SECRET_ID',
+        'CONTINUATION_GROUP',
+        'CONTINUATION_ROLE_ARN',
+      ]),
+    );
+    // Each invocation may make one Admin call and must then pause: continuing needs the schedule variables.
+    leaveAdminCalls(reserve);
+    const control = succeeded(await invoke(enumerateFn, daily.event)) as { status: string };
+    expect(control.status).toBe('paused');
+
+    const outcomes = [];
+    for (const name of variables) {
+      leaveAdminCalls(reserve);
+      const outcome = await invoke(enumerateFn, daily.event, name);
+      outcomes.push({ name, failed: !outcome.ok, named: !outcome.ok && outcome.errorMessage.includes(name) });
+    }
+    expect(outcomes).toEqual(variables.map((name) => ({ name, failed: true, named: true })));
   });
 });
