@@ -31,7 +31,7 @@ import {
   type QueueTrigger,
   type ScheduleTrigger,
 } from './support/eventSources.js';
-import { invokeDeployed, type Invocation } from './support/lambdaProcess.js';
+import { invokeDeployed, runtimeMajor, type Invocation } from './support/lambdaProcess.js';
 import { idOf } from './support/pipelineBed.js';
 import { provisionTemplate, REGION, type TemplateBed } from './support/templateBed.js';
 import { resolveEnvironment } from './support/templateIntrinsics.js';
@@ -283,6 +283,18 @@ async function deliveredTimes(message: Message, receives: number): Promise<SQSEv
   }
   throw new Error(`message ${sent.MessageId} did not reach ${receives} receives`);
 }
+
+describe('the runtime the template names', () => {
+  it("is the project's own Node major, and a template naming another one fails the test", async () => {
+    for (const fn of [enumerateFn, replicateFn]) {
+      expect(runtimeMajor(fn.runtime)).toBe(Number(process.versions.node.split('.')[0]));
+    }
+    const older = { ...replicateFn, runtime: `nodejs${runtimeMajor(replicateFn.runtime) - 2}.x` };
+    await expect(invoke(older, { Records: [] })).rejects.toThrow(
+      /runs nodejs\d+\.x on Lambda .* move both together/u,
+    );
+  });
+});
 
 describe('a stack that stops passing a variable the bundle needs', { timeout: 300_000 }, () => {
   it('makes the replicate bundle fail with an error that names the variable', async () => {
