@@ -1,3 +1,6 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { GetBucketVersioningCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
@@ -30,13 +33,21 @@ describe('local AWS test bed', () => {
     expect(first.queueUrl).not.toBe(second.queueUrl);
   });
 
-  it('names the pip command when moto_server is missing', async () => {
-    const path = process.env.PATH;
+  it('says exactly what to install when neither moto_server nor Python 3 is on PATH', async () => {
+    const saved = { PATH: process.env.PATH, MOTO_VENV: process.env.MOTO_VENV };
+    const empty = mkdtempSync(join(tmpdir(), 'no-moto-'));
     process.env.PATH = '/nonexistent';
+    process.env.MOTO_VENV = join(empty, 'moto-venv');
     try {
-      await expect(startMoto()).rejects.toThrow("pip install 'moto[server]'");
+      await expect(startMoto()).rejects.toThrow(
+        /no Python 3\.9\+ is on PATH[\s\S]*apt-get install python3 python3-venv[\s\S]*pip install "moto\[server\]==5\.2\.1"/u,
+      );
+      expect(existsSync(process.env.MOTO_VENV)).toBe(false);
     } finally {
-      process.env.PATH = path;
+      process.env.PATH = saved.PATH;
+      if (saved.MOTO_VENV === undefined) delete process.env.MOTO_VENV;
+      else process.env.MOTO_VENV = saved.MOTO_VENV;
+      rmSync(empty, { recursive: true, force: true });
     }
   });
 });

@@ -164,7 +164,7 @@ describe('a hardened deployment: KMS, Object Lock, an existing secret by name, e
   });
 
   it('sizes the queue and the event source from the worker settings', () => {
-    expectResource(s.template, 'AWS::Lambda::Function', { Timeout: 600, Runtime: 'nodejs22.x' });
+    expectResource(s.template, 'AWS::Lambda::Function', { Timeout: 600, Runtime: 'nodejs24.x' });
     expectResource(s.template, 'AWS::SQS::Queue', {
       VisibilityTimeout: 3600,
       RedrivePolicy: { maxReceiveCount: 4 },

@@ -24,7 +24,7 @@ function offlineEnv(home: string): NodeJS.ProcessEnv {
   }
   return {
     ...env,
-    // node_modules/.bin first, as under npm scripts: `npx tsx` and Node 22 come from there.
+    // node_modules/.bin first, as under npm scripts: `npx tsx` and the project's Node come from there.
     PATH: [join(ROOT, 'node_modules', '.bin'), process.env.PATH].join(delimiter),
     AWS_CONFIG_FILE: join(home, 'no-aws-config'),
     AWS_SHARED_CREDENTIALS_FILE: join(home, 'no-aws-credentials'),
@@ -69,7 +69,7 @@ describe('cdk synth with the pinned CLI, offline and without credentials', () =>
     expect(existsSync(join(outdir, 'Replicator.template.json'))).toBe(true);
   });
 
-  it('bundles each handler as an ESM module with a source map that loads on Node 22 and exports handler', () => {
+  it('bundles each handler as an ESM module with a source map that loads on the pinned Node and exports handler', () => {
     const template = JSON.parse(readFileSync(join(outdir, 'Replicator.template.json'), 'utf8')) as {
       Resources: Record<string, { Type: string; Properties: { Handler: string; Code: { S3Key: string } } }>;
     };

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type { Duration } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
@@ -50,7 +50,7 @@ export interface ReplicatorFunctionProps {
 }
 
 /**
- * A NodejsFunction with the house defaults: ARM64, Node 22, an ESM bundle with source maps
+ * A NodejsFunction with the house defaults: ARM64, Node 24, an ESM bundle with source maps
  * built by the local esbuild, an explicit log group with retention, its own role holding only
  * what the `bind*` helpers grant, and Powertools settings.
  */
@@ -74,7 +74,8 @@ export class ReplicatorFunction extends NodejsFunction {
       projectRoot: props.projectRoot,
       depsLockFilePath: join(props.projectRoot, 'package-lock.json'),
       description: props.description,
-      runtime: Runtime.NODEJS_22_X,
+      // The project's own Node (package.json engines and the `node` dev dependency) is the same major: move both together.
+      runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,
       memorySize: props.memorySize,
       timeout: props.timeout,
@@ -104,11 +105,6 @@ export class ReplicatorFunction extends NodejsFunction {
     });
     this.executionRole = executionRole;
     logGroup.grantWrite(executionRole);
-    Validations.of(this.node.defaultChild ?? this).acknowledge({
-      id: 'AwsSolutions-L1',
-      reason:
-        'Node.js 22 on purpose: the project builds, tests and runs its CLIs on Node 22 (package.json engines and the node@22 dev dependency), so Lambda runs the runtime the code is tested on. Move both together.',
-    });
   }
 
   /** Sets `envName` to the table name and grants `actions` (what this function's path calls) on it. */

@@ -3,15 +3,13 @@ import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
+import { motoVenvPython } from './motoVenv.js';
 
 /** A running moto_server: the AWS test bed (S3, SQS, DynamoDB, Secrets Manager, Scheduler). */
 export interface MotoServer {
   endpoint: string;
   stop(): Promise<void>;
 }
-
-const INSTALL_HINT =
-  "moto_server was not found. Install it with: pip install 'moto[server]' (Python 3.9+), then run the tests again.";
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -38,13 +36,17 @@ function onPath(name: string): string | undefined {
   return undefined;
 }
 
-/** The Python that has moto's server installed (the one `moto_server` runs on). */
+/**
+ * The Python that has moto's server: the one `moto_server` on PATH runs on, or else a project-local
+ * virtualenv with the pinned moto, built on first use (test/support/motoVenv.ts).
+ */
 function motoPython(): string {
   const python = onPath('moto_server') ? (onPath('python3') ?? onPath('python')) : undefined;
-  if (!python) throw new Error(INSTALL_HINT);
-  const probe = spawnSync(python, ['-c', 'import moto.server, werkzeug'], { encoding: 'utf8' });
-  if (probe.status !== 0) throw new Error(`${INSTALL_HINT}\n${probe.stderr.trim()}`);
-  return python;
+  if (python) {
+    const probe = spawnSync(python, ['-c', 'import moto.server, werkzeug'], { encoding: 'utf8' });
+    if (probe.status === 0) return python;
+  }
+  return motoVenvPython(onPath);
 }
 
 const LOCKED_SERVER = fileURLToPath(new URL('./moto_locked.py', import.meta.url));

@@ -1,0 +1,354 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { GetScheduleCommand, ListSchedulesCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
+import {
+  ChangeMessageVisibilityCommand,
+  GetQueueAttributesCommand,
+  SendMessageCommand,
+  type Message,
+} from '@aws-sdk/client-sqs';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAwsClients, type AwsClients } from '../shared/aws/clients.js';
+import { DynamoStateStore } from '../shared/aws/DynamoStateStore.js';
+import { objectKeyFor } from '../shared/keys.js';
+import { generateLibrary, startCloudinaryDouble } from './double/index.js';
+import type { CloudinaryDouble } from './double/types.js';
+import { useMotoEnvironment } from './support/awsTestBed.js';
+import {
+  readCloudAssembly,
+  synthesize,
+  type CloudAssembly,
+  type DeployedFunction,
+} from './support/cloudAssembly.js';
+import {
+  pollBatch,
+  queueTriggers,
+  scheduleTriggers,
+  settleBatch,
+  type QueueTrigger,
+  type ScheduleTrigger,
+} from './support/eventSources.js';
+import { invokeDeployed, runtimeMajor, type Invocation } from './support/lambdaProcess.js';
+import { idOf } from './support/pipelineBed.js';
+import { provisionTemplate, REGION, type TemplateBed } from './support/templateBed.js';
+import { resolveEnvironment } from './support/templateIntrinsics.js';
+
+const TINY = { image: [2_000, 30_000], video: [20_000, 80_000], raw: [500, 8_000] } as const;
+
+let outdir: string;
+let assembly: CloudAssembly;
+let bed: TemplateBed;
+let clients: AwsClients;
+let double: CloudinaryDouble;
+let endpoint: string;
+let daily: ScheduleTrigger;
+let work: QueueTrigger;
+let enumerateFn: DeployedFunction;
+let replicateFn: DeployedFunction;
+/** Admin calls the enumerator leaves unused (ADMIN_RESERVE as the template sets it). */
+let reserve: number;
+
+function functionById(logicalId: string): DeployedFunction {
+  const fn = assembly.functions.find((f) => f.logicalId === logicalId);
+  if (!fn) throw new Error(`no function ${logicalId} in the assembly`);
+  return fn;
+}
+
+function environmentOf(fn: DeployedFunction): Record<string, string> {
+  return resolveEnvironment(fn.environment, bed.ctx, fn.logicalId);
+}
+
+/** Invokes `fn` from cdk.out as Lambda would, with its template environment less `without`. */
+async function invoke(fn: DeployedFunction, event: unknown, without?: string): Promise<Invocation> {
+  const environment = environmentOf(fn);
+  if (without) delete environment[without];
+  const bound = bed.resource(fn.logicalId);
+  return invokeDeployed(fn, event, {
+    environment,
+    functionName: bound.ref,
+    functionArn: bound.attributes.Arn ?? '',
+    awsEndpoint: endpoint,
+    region: REGION,
+    killAfterMs: 120_000,
+  });
+}
+
+function succeeded(outcome: Invocation): unknown {
+  if (!outcome.ok) {
+    throw new Error(
+      `${outcome.errorType}: ${outcome.errorMessage}\n${outcome.stack.join('\n')}\n${outcome.logs}`,
+    );
+  }
+  return outcome.result;
+}
+
+/** The double's Admin API budget per hour, as last set. */
+let adminLimit = 500;
+
+function setAdminLimit(limit: number): void {
+  adminLimit = limit;
+  double.setRateLimit(limit);
+}
+
+/** Sets the double's budget so that the next Admin call leaves exactly `left` calls. */
+function leaveAdminCalls(left: number): void {
+  const used = adminLimit - double.rateLimitRemaining();
+  setAdminLimit(used + left + 1);
+}
+
+beforeAll(async () => {
+  outdir = mkdtempSync(join(tmpdir(), 'replicator-deployed-'));
+  synthesize(outdir);
+  assembly = readCloudAssembly(outdir);
+  endpoint = useMotoEnvironment();
+  clients = createAwsClients();
+  // A frozen clock half an hour ahead: the rate-limit window never rolls over during the test, its
+  // reset stays in the handlers' future, and signed download URLs (valid an hour) stay valid.
+  const frozen = new Date(Date.now() + 30 * 60_000);
+  double = await startCloudinaryDouble({
+    library: generateLibrary({
+      seed: 'deployed',
+      counts: {
+        image: { upload: 5, private: 1 },
+        video: { upload: 1 },
+        raw: { upload: 1, authenticated: 1 },
+      },
+      sizes: TINY,
+    }),
+    now: () => frozen,
+    rateLimitPerHour: adminLimit,
+  });
+  bed = await provisionTemplate(assembly, clients, double.cloudinaryUrl);
+  const schedules = scheduleTriggers(assembly.template, bed.ctx);
+  if (schedules.length !== 1)
+    throw new Error(`expected one schedule in the template, found ${schedules.length}`);
+  daily = schedules[0] as ScheduleTrigger;
+  enumerateFn = functionById(
+    bed
+      .logicalIds('AWS::Lambda::Function')
+      .find((id) => bed.resource(id).attributes.Arn === daily.functionArn) ?? '',
+  );
+  const queues = queueTriggers(assembly.template, bed.ctx);
+  if (queues.length !== 1) throw new Error(`expected one SQS event source, found ${queues.length}`);
+  work = queues[0] as QueueTrigger;
+  replicateFn = functionById(work.functionLogicalId);
+  reserve = Number(environmentOf(enumerateFn).ADMIN_RESERVE ?? 10);
+}, 240_000);
+
+afterAll(async () => {
+  await double?.close();
+  if (outdir) rmSync(outdir, { recursive: true, force: true });
+});
+
+/** Feeds the work queue to the replicate bundle the way the event source mapping does, until it is empty. */
+async function drainWorkQueue(): Promise<number> {
+  let invocations = 0;
+  for (let round = 0; round < 50; round += 1) {
+    const { messages, event } = await pollBatch(clients, work);
+    if (messages.length === 0) return invocations;
+    for (const record of event.Records) {
+      expect(record.attributes.ApproximateReceiveCount).toBe('1');
+      expect(record.eventSourceARN).toBe(work.queueArn);
+    }
+    invocations += 1;
+    const response = succeeded(await invoke(replicateFn, event)) as SQSBatchResponse;
+    expect(response.batchItemFailures).toEqual([]);
+    await settleBatch(
+      clients,
+      work,
+      messages,
+      response.batchItemFailures.map((f) => f.itemIdentifier),
+    );
+  }
+  throw new Error('the work queue did not drain in 50 batches');
+}
+
+async function queueDepth(url: string): Promise<number> {
+  const attrs = await clients.sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: url,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+    }),
+  );
+  return (
+    Number(attrs.Attributes?.ApproximateNumberOfMessages ?? 0) +
+    Number(attrs.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0)
+  );
+}
+
+describe('the bundles in cdk.out, run as Lambda runs them against the test bed', { timeout: 300_000 }, () => {
+  it('back up the whole library: the daily schedule starts, a continuation resumes, SQS batches copy', async () => {
+    const env = environmentOf(enumerateFn);
+    // The first invocation may make one Admin call before it must keep the reserve: it pauses.
+    leaveAdminCalls(reserve);
+    const first = succeeded(await invoke(enumerateFn, daily.event)) as { runId: string; status: string };
+    expect(first.status).toBe('paused');
+
+    // The continuation exactly as the handler scheduled it: the Scheduler will send its Input.
+    const scheduler = new SchedulerClient({});
+    const group = env.CONTINUATION_GROUP ?? '';
+    const listed = await scheduler.send(new ListSchedulesCommand({ GroupName: group }));
+    const mine = [];
+    for (const summary of listed.Schedules ?? []) {
+      const schedule = await scheduler.send(new GetScheduleCommand({ GroupName: group, Name: summary.Name }));
+      const input = JSON.parse(schedule.Target?.Input ?? '{}') as { runId?: string };
+      if (input.runId === first.runId) mine.push(schedule);
+    }
+    expect(mine).toHaveLength(1);
+    const continuation = mine[0];
+    expect(continuation?.Target).toMatchObject({
+      Arn: bed.resource(enumerateFn.logicalId).attributes.Arn,
+      RoleArn: env.CONTINUATION_ROLE_ARN,
+    });
+
+    setAdminLimit(500);
+    const second = succeeded(await invoke(enumerateFn, JSON.parse(continuation?.Target?.Input ?? '{}'))) as {
+      runId: string;
+      status: string;
+      counters: { listed: number };
+    };
+    expect(second).toMatchObject({ runId: first.runId, status: 'completed' });
+    expect(second.counters.listed).toBe(double.library.size);
+
+    expect(await drainWorkQueue()).toBeGreaterThan(0);
+
+    const bucket = bed.resource(bed.logicalIds('AWS::S3::Bucket')[0] ?? '').ref;
+    for (const asset of double.library.all()) {
+      const key = objectKeyFor({
+        resourceType: asset.resource_type,
+        deliveryType: asset.type,
+        publicId: asset.public_id,
+        format: asset.format,
+      });
+      const head = await clients.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      expect({ key, bytes: head.ContentLength }).toEqual({ key, bytes: asset.bytes });
+    }
+    const state = new DynamoStateStore({ dynamo: clients.dynamo, table: env.TABLE_NAME ?? '' });
+    const states = await state.getMany(double.library.all().map(idOf));
+    expect([...states.values()].map((s) => s.status)).toEqual(double.library.all().map(() => 'replicated'));
+    expect(await queueDepth(environmentOf(replicateFn).DLQ_URL ?? '')).toBe(0);
+  });
+});
+
+/** The variables of `fn` that name a resource of the stack (a table, a queue, a role, a group...). */
+function resourceVariables(fn: DeployedFunction): string[] {
+  const names = new Set<string>();
+  for (const bound of bed.ctx.resources.values()) {
+    names.add(bound.ref);
+    for (const value of Object.values(bound.attributes)) names.add(value);
+  }
+  return Object.entries(fn.environment)
+    .filter(([, value]) => typeof value === 'object' || names.has(String(value)))
+    .map(([name]) => name);
+}
+
+/** The work message the enumerator writes for an asset it found new: body and message attributes. */
+async function enqueuedByEnumerator(): Promise<Message> {
+  setAdminLimit(500);
+  const run = succeeded(await invoke(enumerateFn, daily.event)) as { status: string };
+  expect(run.status).toBe('completed');
+  const { messages } = await pollBatch(clients, work);
+  expect(messages).toHaveLength(1);
+  const message = messages[0] as Message;
+  await settleBatch(clients, work, [message], []);
+  return message;
+}
+
+/**
+ * Sends `message` again and receives it until its receive count reaches `receives`, as the event
+ * source would redeliver it after failed invocations; returns the event of that last delivery.
+ */
+async function deliveredTimes(message: Message, receives: number): Promise<SQSEvent> {
+  const sent = await clients.sqs.send(
+    new SendMessageCommand({
+      QueueUrl: work.queueUrl,
+      MessageBody: message.Body,
+      MessageAttributes: message.MessageAttributes,
+    }),
+  );
+  for (let attempt = 0; attempt < receives; attempt += 1) {
+    const { messages, event } = await pollBatch(clients, work);
+    expect(messages.map((m) => m.MessageId)).toEqual([sent.MessageId]);
+    if (Number(messages[0]?.Attributes?.ApproximateReceiveCount) >= receives) return event;
+    await clients.sqs.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: work.queueUrl,
+        ReceiptHandle: messages[0]?.ReceiptHandle,
+        VisibilityTimeout: 0,
+      }),
+    );
+  }
+  throw new Error(`message ${sent.MessageId} did not reach ${receives} receives`);
+}
+
+describe('the runtime the template names', () => {
+  it("is the project's own Node major, and a template naming another one fails the test", async () => {
+    for (const fn of [enumerateFn, replicateFn]) {
+      expect(runtimeMajor(fn.runtime)).toBe(Number(process.versions.node.split('.')[0]));
+    }
+    const older = { ...replicateFn, runtime: `nodejs${runtimeMajor(replicateFn.runtime) - 2}.x` };
+    await expect(invoke(older, { Records: [] })).rejects.toThrow(
+      /runs nodejs\d+\.x on Lambda .* move both together/u,
+    );
+  });
+});
+
+describe('a stack that stops passing a variable the bundle needs', { timeout: 300_000 }, () => {
+  it('makes the replicate bundle fail with an error that names the variable', async () => {
+    const variables = resourceVariables(replicateFn);
+    expect(variables).toEqual(
+      expect.arrayContaining(['TABLE_NAME', 'BUCKET_NAME', 'QUEUE_URL', 'DLQ_URL', 'CLOUDINARY_SECRET_ID']),
+    );
+    // An asset whose every download fails, on its last allowed receive: only dead-lettering remains.
+    const publicId = 'deployed/always-500';
+    double.library.add({ publicId, resourceType: 'image', format: 'jpg', bytes: 4_000 });
+    double.faults.add({ route: ['delivery', 'download'], publicId, kind: 'status', status: 500 });
+    const message = await enqueuedByEnumerator();
+    const maxReceives = Number(environmentOf(replicateFn).MAX_RECEIVES);
+
+    const outcomes = [];
+    for (const name of variables) {
+      const outcome = await invoke(replicateFn, await deliveredTimes(message, maxReceives), name);
+      outcomes.push({ name, failed: !outcome.ok, named: !outcome.ok && outcome.errorMessage.includes(name) });
+    }
+    expect(outcomes).toEqual(variables.map((name) => ({ name, failed: true, named: true })));
+
+    // With every variable the same delivery is dead-lettered with its reason and the batch succeeds.
+    const dlq = environmentOf(replicateFn).DLQ_URL ?? '';
+    const before = await queueDepth(dlq);
+    const control = succeeded(
+      await invoke(replicateFn, await deliveredTimes(message, maxReceives)),
+    ) as SQSBatchResponse;
+    expect(control.batchItemFailures).toEqual([]);
+    expect(await queueDepth(dlq)).toBe(before + 1);
+  });
+
+  it('makes the enumerate bundle fail with an error that names the variable', async () => {
+    const variables = resourceVariables(enumerateFn);
+    expect(variables).toEqual(
+      expect.arrayContaining([
+        'TABLE_NAME',
+        'BUCKET_NAME',
+        'QUEUE_URL',
+        'CLOUDINARY_SECRET_ID',
+        'CONTINUATION_GROUP',
+        'CONTINUATION_ROLE_ARN',
+      ]),
+    );
+    // Each invocation may make one Admin call and must then pause: continuing needs the schedule variables.
+    leaveAdminCalls(reserve);
+    const control = succeeded(await invoke(enumerateFn, daily.event)) as { status: string };
+    expect(control.status).toBe('paused');
+
+    const outcomes = [];
+    for (const name of variables) {
+      leaveAdminCalls(reserve);
+      const outcome = await invoke(enumerateFn, daily.event, name);
+      outcomes.push({ name, failed: !outcome.ok, named: !outcome.ok && outcome.errorMessage.includes(name) });
+    }
+    expect(outcomes).toEqual(variables.map((name) => ({ name, failed: true, named: true })));
+  });
+});
