@@ -73,7 +73,7 @@ async function dailyRun(context: Record<string, string | undefined>): Promise<Sc
   let outcome = first;
   for (let rounds = 0; outcome.status === 'paused' && rounds < 10; rounds++) {
     now = new Date(outcome.resumeAt ?? now);
-    const continuation = (await stack.continuationInputs()).at(-1);
+    const continuation = await stack.lastContinuationInput();
     expect(continuation).toEqual({ action: 'continue', runId: first.runId });
     outcome = await stack.invokeEnumerate(continuation ?? {}, clock);
   }

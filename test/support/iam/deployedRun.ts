@@ -1,10 +1,5 @@
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
-import {
-  CreateScheduleGroupCommand,
-  GetScheduleCommand,
-  ListSchedulesCommand,
-  SchedulerClient,
-} from '@aws-sdk/client-scheduler';
+import { CreateScheduleGroupCommand, GetScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
@@ -109,7 +104,12 @@ export class DeployedStack {
     const scheduler = new SchedulerClient({});
     for (const resource of Object.values(template.Resources)) {
       if (resource.Type === 'AWS::Scheduler::ScheduleGroup') {
-        await scheduler.send(new CreateScheduleGroupCommand({ Name: String(resource.Properties?.Name) }));
+        // Other suites on this moto server deploy the same template: the group may exist already.
+        await scheduler
+          .send(new CreateScheduleGroupCommand({ Name: String(resource.Properties?.Name) }))
+          .catch((error: unknown) => {
+            if ((error as { name?: string }).name !== 'ConflictException') throw error;
+          });
       }
     }
     return new DeployedStack(proxy, resources, admin, secret.ARN ?? '', template, overrides);
@@ -202,17 +202,18 @@ export class DeployedStack {
     );
   }
 
-  /** The inputs of the continuation schedules the enumerator created, oldest first. */
-  async continuationInputs(): Promise<EnumerateEvent[]> {
+  /** The input of the last continuation schedule the enumerator created, read back from the Scheduler. */
+  async lastContinuationInput(): Promise<EnumerateEvent | undefined> {
+    const created = this.proxy.requests.filter(
+      (r) => r.principal === 'enumerate' && r.service === 'scheduler' && r.method === 'POST',
+    );
+    const last = created.at(-1);
+    if (!last) return undefined;
+    const name = decodeURIComponent(last.url.split('?')[0]?.split('/').at(-1) ?? '');
+    const group = (JSON.parse(last.body ?? '{}') as { GroupName?: string }).GroupName;
     const scheduler = new SchedulerClient({ endpoint: this.proxy.endpoint });
-    const group = this.environment('enumerate').CONTINUATION_GROUP;
-    const listed = await scheduler.send(new ListSchedulesCommand({ GroupName: group }));
-    const inputs: EnumerateEvent[] = [];
-    for (const summary of listed.Schedules ?? []) {
-      const schedule = await scheduler.send(new GetScheduleCommand({ Name: summary.Name, GroupName: group }));
-      inputs.push(JSON.parse(schedule.Target?.Input ?? '{}') as EnumerateEvent);
-    }
-    return inputs;
+    const schedule = await scheduler.send(new GetScheduleCommand({ Name: name, GroupName: group }));
+    return JSON.parse(schedule.Target?.Input ?? '{}') as EnumerateEvent;
   }
 
   /**
