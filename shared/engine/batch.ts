@@ -54,7 +54,12 @@ export async function replicateRecords(
   };
   try {
     await mapLimit(records, options.concurrency ?? 4, async (record) => {
-      if (fatal !== undefined || controller.signal.aborted) return fail(record.messageId);
+      if (fatal !== undefined) return fail(record.messageId);
+      if (controller.signal.aborted) {
+        // Never started before the deadline: visible again now, not after the visibility timeout.
+        await releaseUnstarted(deps, record);
+        return fail(record.messageId);
+      }
       let work: ReceivedWork;
       try {
         work = workFromSqsRecord(record);
@@ -102,4 +107,17 @@ export async function replicateRecords(
   }
   if (fatal !== undefined) throw fatal;
   return summary;
+}
+
+/** Makes a record this invocation never started visible again at once (best effort). */
+async function releaseUnstarted(deps: ReplicateDeps, record: SQSRecord): Promise<void> {
+  try {
+    await deps.queue.retryLater(workFromSqsRecord(record), 0);
+  } catch (error) {
+    // It still comes back after the visibility timeout.
+    deps.log?.warn('could not release an unstarted message', {
+      messageId: record.messageId,
+      error: describeError(error),
+    });
+  }
 }

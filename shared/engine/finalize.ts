@@ -20,6 +20,8 @@ export interface FinalizeStep {
   at: string;
   /** Where an interrupted scan of the asset states stopped (a state id), if it was interrupted. */
   after?: string;
+  /** States examined between checkpoints (FINALIZE_CHECKPOINT_EVERY when absent). */
+  checkpointEvery?: number;
   /** True when the invocation must stop now to keep its deadline. */
   mustStop(): boolean;
   /** Persists the scan position and how many assets were marked deleted since the last call. */
@@ -66,7 +68,7 @@ export async function finalizeListing(
     ) {
       gone.push(state.id);
     }
-    if (examined >= FINALIZE_CHECKPOINT_EVERY) {
+    if (examined >= (step.checkpointEvery ?? FINALIZE_CHECKPOINT_EVERY)) {
       await flush();
       if (step.mustStop()) return 'stopped';
     }
