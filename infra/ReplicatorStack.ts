@@ -11,6 +11,7 @@ import {
   BackupBucket,
   CloudinarySecret,
   MANIFESTS_PREFIX,
+  OperatorPolicy,
   ReplicatorFunction,
   ReplicatorOperations,
   RunSchedule,
@@ -39,6 +40,7 @@ export class ReplicatorStack extends Stack {
   readonly replicate: ReplicatorFunction;
   readonly schedule: RunSchedule;
   readonly operations: ReplicatorOperations;
+  readonly operator: OperatorPolicy;
 
   constructor(scope: Construct, id: string, props: ReplicatorStackProps) {
     super(scope, id, props);
@@ -185,6 +187,15 @@ export class ReplicatorStack extends Stack {
       alarmEmail: config.alarmEmail,
     });
 
+    this.operator = new OperatorPolicy(this, 'Operator', {
+      bucket: this.backup.bucket,
+      table: this.state.table,
+      queue: this.work.queue,
+      deadLetterQueue: this.work.deadLetterQueue,
+      secret: this.cloudinary.secret,
+      enumerateFunction: this.enumerate,
+    });
+
     const outputs: Record<string, [string, string]> = {
       BucketName: [this.backup.bucket.bucketName, 'Backup bucket (assets/ and manifests/)'],
       TableName: [this.state.table.tableName, 'State table (asset states and runs)'],
@@ -197,6 +208,10 @@ export class ReplicatorStack extends Stack {
       ],
       DashboardUrl: [this.operations.dashboardUrl, 'CloudWatch dashboard'],
       AlarmTopicArn: [this.operations.topic.topicArn, 'SNS topic the alarms notify'],
+      OperatorPolicyArn: [
+        this.operator.policy.managedPolicyArn,
+        'Attach to the IAM user or role that runs npm run run-now, replicate and pull',
+      ],
     };
     for (const [name, [value, description]] of Object.entries(outputs)) {
       new CfnOutput(this, name, { value, description });

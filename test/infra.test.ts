@@ -676,6 +676,7 @@ describe('operations', () => {
         'DashboardUrl',
         'DlqUrl',
         'EnumerateFunctionName',
+        'OperatorPolicyArn',
         'QueueUrl',
         'SecretArn',
         'TableName',
@@ -717,7 +718,7 @@ describe('cdk-nag (AWS Solutions)', () => {
     visit(app);
     const bucketId = logicalIdOf(stack.backup.bucket);
     const ids = acknowledgements.map((a) => a.id);
-    expect(ids).toHaveLength(7);
+    expect(ids).toHaveLength(9);
     expect(ids).toEqual(
       expect.arrayContaining([
         `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/assets/*]`,

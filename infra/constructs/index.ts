@@ -17,3 +17,5 @@ export type { RunScheduleProps } from './RunSchedule.js';
 export { StateTable } from './StateTable.js';
 export { VISIBILITY_TIMEOUT_FACTOR, WorkQueue } from './WorkQueue.js';
 export type { WorkQueueProps } from './WorkQueue.js';
+export { OperatorPolicy } from './OperatorPolicy.js';
+export type { OperatorPolicyProps } from './OperatorPolicy.js';

@@ -33,6 +33,8 @@ export interface Account {
   accountId: string;
   /** Secrets given by name map to their ARN here. */
   secretArns?: Record<string, string>;
+  /** Stacks named in a request map to their ARN (with the stack id IAM sees) here. */
+  stackArns?: Record<string, string>;
 }
 
 export class UnmappedOperationError extends Error {}
@@ -61,7 +63,7 @@ export function describeCall(request: WireRequest, account: Account): AwsCall {
     case 'lambda':
       return lambdaCall(request, region, account);
     case 'cloudformation':
-      return cloudFormationCall(request, region, account);
+      return cloudFormationCall(request, account);
     default:
       throw new UnmappedOperationError(
         `${request.principal}: no table for service "${service}" (${request.url})`,
@@ -387,14 +389,15 @@ function lambdaCall(request: WireRequest, region: string, account: Account): Aws
   };
 }
 
-function cloudFormationCall(request: WireRequest, region: string, account: Account): AwsCall {
+function cloudFormationCall(request: WireRequest, account: Account): AwsCall {
   const form = new URLSearchParams(request.body ?? '');
   const operation = form.get('Action') ?? '';
   if (operation !== 'DescribeStacks') return unmapped(request, `CloudFormation ${operation}:`);
-  const stack = form.get('StackName') ?? '*';
+  const stack = form.get('StackName') ?? '';
+  // IAM authorizes DescribeStacks on the stack's ARN, which holds an id the name does not tell.
   const arn = stack.startsWith('arn:')
     ? stack
-    : `arn:aws:cloudformation:${region}:${account.accountId}:stack/${stack}/00000000-0000-0000-0000-000000000000`;
+    : (account.stackArns?.[stack] ?? unmapped(request, `the stack "${stack}" (ARN unknown) of`));
   return {
     principal: request.principal,
     service: 'cloudformation',

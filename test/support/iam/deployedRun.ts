@@ -156,18 +156,43 @@ export class DeployedStack {
     return JSON.parse(input) as EnumerateEvent;
   }
 
+  /**
+   * Runs `task` as a person at a workstation: AWS credentials and the proxy as endpoint, nothing
+   * of the stack in the environment (the commands find it through --stack), and the test overrides.
+   */
+  async asOperator<T>(task: () => Promise<T>): Promise<T> {
+    return this.withEnvironment(
+      'operator',
+      { ...this.overrides, AWS_ENDPOINT_URL: this.proxy.endpoint },
+      task,
+    );
+  }
+
   /** Runs `task` with process.env set as Lambda sets it for `name`, AWS calls going through the proxy. */
   async as<T>(name: 'enumerate' | 'replicate', task: () => Promise<T>): Promise<T> {
+    return this.withEnvironment(
+      name,
+      {
+        ...this.environment(name),
+        AWS_ENDPOINT_URL: this.proxy.endpoint,
+        AWS_REGION: WHERE.region,
+        AWS_LAMBDA_FUNCTION_NAME: this.functionIds[name],
+      },
+      task,
+    );
+  }
+
+  private async withEnvironment<T>(
+    principal: string,
+    env: Record<string, string>,
+    task: () => Promise<T>,
+  ): Promise<T> {
     const saved = { ...process.env };
     for (const key of Object.keys(process.env)) {
       if (!/^(AWS_|PATH$|HOME$|NODE|TMPDIR$|VITEST)/u.test(key)) delete process.env[key];
     }
-    Object.assign(process.env, this.environment(name), {
-      AWS_ENDPOINT_URL: this.proxy.endpoint,
-      AWS_REGION: WHERE.region,
-      AWS_LAMBDA_FUNCTION_NAME: this.functionIds[name],
-    });
-    this.proxy.actAs(name);
+    Object.assign(process.env, env);
+    this.proxy.actAs(principal);
     try {
       return await task();
     } finally {

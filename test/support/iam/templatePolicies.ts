@@ -17,6 +17,8 @@ export interface Deployed {
 export interface Where {
   accountId: string;
   region: string;
+  /** The stack's ARN (AWS::StackId), when a policy names it. */
+  stackId?: string;
 }
 
 /** The physical names the test bed gave each resource type (the rest get their logical id). */
@@ -104,6 +106,7 @@ export function resolve(value: unknown, deployed: Record<string, Deployed>, wher
     'AWS::AccountId': where.accountId,
     'AWS::URLSuffix': 'amazonaws.com',
     'AWS::StackName': 'CloudinaryS3Replicator',
+    ...(where.stackId ? { 'AWS::StackId': where.stackId } : {}),
   };
   const walk = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(walk);
@@ -238,4 +241,18 @@ export function functionEnvironment(
   const env = (template.Resources[functionId]?.Properties?.Environment as { Variables?: unknown } | undefined)
     ?.Variables;
   return (resolve(env ?? {}, deployed, where) ?? {}) as Record<string, string>;
+}
+
+/** The customer managed policies of the template (by logical id), resolved. */
+export function managedPolicies(
+  template: CfnTemplate,
+  deployed: Record<string, Deployed>,
+  where: Where,
+): Map<string, PolicyDocument> {
+  const found = new Map<string, PolicyDocument>();
+  for (const [id, resource] of Object.entries(template.Resources)) {
+    if (resource.Type !== 'AWS::IAM::ManagedPolicy') continue;
+    found.set(id, resolve(resource.Properties?.PolicyDocument, deployed, where) as PolicyDocument);
+  }
+  return found;
 }

@@ -1,0 +1,113 @@
+import { Aws } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { ManagedPolicy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { Validations } from 'aws-cdk-lib';
+import { wildcardResourceFinding } from '../nag.js';
+import { ASSETS_PREFIX, MANIFESTS_PREFIX } from './BackupBucket.js';
+
+export interface OperatorPolicyProps {
+  bucket: IBucket;
+  table: ITable;
+  queue: IQueue;
+  deadLetterQueue: IQueue;
+  secret: ISecret;
+  enumerateFunction: IFunction;
+}
+
+/**
+ * What a person needs to run the workstation commands against this stack: `npm run run-now`
+ * (start a run), `npm run replicate` (a whole cycle from the workstation, as the two functions do
+ * it) and `npm run pull` (read the backup). Attach it to your IAM user or role (README: Deploy).
+ * Nothing in it deletes anything: the bucket policy would refuse it anyway.
+ */
+export class OperatorPolicy extends Construct {
+  readonly policy: ManagedPolicy;
+
+  constructor(scope: Construct, id: string, props: OperatorPolicyProps) {
+    super(scope, id);
+    const { bucket, table, queue, deadLetterQueue, secret } = props;
+    const assets = bucket.arnForObjects(`${ASSETS_PREFIX}*`);
+    const manifests = bucket.arnForObjects(`${MANIFESTS_PREFIX}*`);
+    const statements = [
+      // Every command finds the bucket, table and queues through the stack's outputs.
+      new PolicyStatement({ actions: ['cloudformation:DescribeStacks'], resources: [Aws.STACK_ID] }),
+      // run-now
+      new PolicyStatement({
+        actions: ['lambda:InvokeFunction'],
+        resources: [props.enumerateFunction.functionArn],
+      }),
+      // replicate: what the two functions call, plus draining the queue as the event source does.
+      new PolicyStatement({
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: [secret.secretFullArn ?? `${secret.secretArn}-??????`],
+      }),
+      new PolicyStatement({
+        actions: [
+          'dynamodb:BatchGetItem',
+          'dynamodb:GetItem',
+          'dynamodb:PutItem',
+          'dynamodb:UpdateItem',
+          'dynamodb:Query',
+          'dynamodb:Scan',
+        ],
+        resources: [table.tableArn],
+      }),
+      new PolicyStatement({
+        actions: [
+          'sqs:SendMessage',
+          'sqs:ReceiveMessage',
+          'sqs:DeleteMessage',
+          'sqs:ChangeMessageVisibility',
+          'sqs:GetQueueAttributes',
+        ],
+        resources: [queue.queueArn],
+      }),
+      new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [deadLetterQueue.queueArn] }),
+      // replicate writes assets and manifests, aborting a failed multipart upload and tagging the MD5
+      // it computed when the listing had none; pull reads them (and that tag), thawing archived assets.
+      new PolicyStatement({
+        actions: [
+          's3:PutObject',
+          's3:AbortMultipartUpload',
+          's3:PutObjectVersionTagging',
+          's3:GetObject',
+          's3:GetObjectTagging',
+          's3:RestoreObject',
+        ],
+        resources: [assets],
+      }),
+      new PolicyStatement({
+        actions: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:GetObject'],
+        resources: [manifests],
+      }),
+      // pull lists the whole bucket (it holds only assets/ and manifests/).
+      new PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }),
+    ];
+    if (bucket.encryptionKey) {
+      statements.push(
+        new PolicyStatement({
+          actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+          resources: [bucket.encryptionKey.keyArn],
+        }),
+      );
+    }
+    this.policy = new ManagedPolicy(this, 'Policy', {
+      description:
+        'Lets a person run npm run run-now, replicate and pull against the Cloudinary backup stack',
+      statements,
+    });
+    const wildcards = [assets, manifests, ...(secret.secretFullArn ? [] : [`${secret.secretArn}-??????`])];
+    for (const resource of wildcards) {
+      Validations.of(this.policy.node.defaultChild ?? this.policy).acknowledge({
+        id: wildcardResourceFinding(this, resource),
+        reason:
+          'Object keys are derived from each asset at runtime, so the grants name keys under assets/ and manifests/ of the backup bucket (no delete action); a secret given by name is matched with the 6-character suffix Secrets Manager adds.',
+      });
+    }
+  }
+}
