@@ -1,9 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { offlineEnv } from './support/cloudAssembly.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CDK_CLI = join(ROOT, 'node_modules', 'aws-cdk', 'bin', 'cdk');
@@ -15,24 +16,6 @@ interface Synth {
 
 let outdir: string;
 let synth: Synth;
-
-/** The environment of a machine with no AWS credentials and no network: nothing to sign with, nothing to ask. */
-function offlineEnv(home: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (!name.startsWith('AWS_') && !name.startsWith('CDK_')) env[name] = value;
-  }
-  return {
-    ...env,
-    // node_modules/.bin first, as under npm scripts: `npx tsx` and the project's Node come from there.
-    PATH: [join(ROOT, 'node_modules', '.bin'), process.env.PATH].join(delimiter),
-    AWS_CONFIG_FILE: join(home, 'no-aws-config'),
-    AWS_SHARED_CREDENTIALS_FILE: join(home, 'no-aws-credentials'),
-    AWS_EC2_METADATA_DISABLED: 'true',
-    CDK_DISABLE_VERSION_CHECK: 'true',
-    CDK_DISABLE_CLI_TELEMETRY: 'true',
-  };
-}
 
 beforeAll(() => {
   outdir = mkdtempSync(join(tmpdir(), 'replicator-synth-'));

@@ -45,7 +45,7 @@ interface AssetManifest {
 }
 
 /** The environment of a machine with no AWS credentials and no network: nothing to sign with, nothing to ask. */
-function offlineEnv(home: string): NodeJS.ProcessEnv {
+export function offlineEnv(home: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) {
     if (!name.startsWith('AWS_') && !name.startsWith('CDK_')) env[name] = value;
