@@ -1,7 +1,14 @@
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { Transform, type Readable } from 'node:stream';
-import type { CloudinaryCredentials, ListingApi } from '../config.js';
+import {
+  DEFAULT_SETTINGS,
+  reserveFor,
+  type AdminReserve,
+  type CloudinaryCredentials,
+  type ListingApi,
+} from '../config.js';
+import { silentLog, type Log } from '../engine/log.js';
 import {
   AssetGoneError,
   FatalError,
@@ -10,8 +17,26 @@ import {
   ReplicatorError,
   RetryableError,
 } from '../errors.js';
-import type { AssetSource, Listing, OpenedAsset, RateLimit, SourceAsset, SourcePage } from '../types.js';
-import { nextHour, normalizeSdkError } from './errors.js';
+import type {
+  AssetSource,
+  Listing,
+  ListingCapabilities,
+  OpenedAsset,
+  RateLimit,
+  SourceAsset,
+  SourcePage,
+} from '../types.js';
+import { AdminApiDownError, adminBackoffMs, DEFAULT_ADMIN_RETRY, type AdminRetryPolicy } from './adminRetry.js';
+import { nextHour, normalizeSdkError, statusOf } from './errors.js';
+import {
+  CAPABILITIES_TTL_MS,
+  decodeCursor,
+  encodeCursor,
+  initialCapabilities,
+  refusedFieldsOf,
+  SEARCH_WITH_FIELDS,
+  SearchRefusedError,
+} from './listingCapabilities.js';
 import { callOptions, loadCloudinarySdk } from './sdk.js';
 
 export interface CloudinarySourceOptions {
@@ -27,6 +52,11 @@ export interface CloudinarySourceOptions {
   now?: () => Date;
   /** Called after every Admin API call with what the response said about the budget. */
   onAdminCall?: (rateLimit: RateLimit | undefined) => void;
+  /** How passing Admin API failures are retried (tests inject the sleep). */
+  adminRetry?: Partial<AdminRetryPolicy>;
+  /** Admin API calls kept unused in each hour: retries stop there too. */
+  adminReserve?: AdminReserve;
+  log?: Log;
 }
 
 interface SdkItem {
@@ -71,6 +101,10 @@ export class CloudinarySource implements AssetSource {
   private readonly now: () => Date;
   private readonly onAdminCall?: (rateLimit: RateLimit | undefined) => void;
   private lastRateLimit?: RateLimit;
+  private readonly retry: AdminRetryPolicy;
+  private readonly reserveFor: (limit: number) => number;
+  private readonly log: Log;
+  private learned: ListingCapabilities;
 
   constructor(options: CloudinarySourceOptions) {
     this.credentials = options.credentials;
@@ -81,6 +115,11 @@ export class CloudinarySource implements AssetSource {
     this.signedUrlTtlSeconds = options.signedUrlTtlSeconds ?? 3600;
     this.now = options.now ?? (() => new Date());
     this.onAdminCall = options.onAdminCall;
+    this.retry = { ...DEFAULT_ADMIN_RETRY, ...options.adminRetry };
+    const reserve = options.adminReserve ?? DEFAULT_SETTINGS.adminReserve;
+    this.reserveFor = (limit) => reserveFor(reserve, limit);
+    this.log = options.log ?? silentLog;
+    this.learned = initialCapabilities(this.listingApi, this.now());
   }
 
   /** The budget as the last Admin answer reported it. */
@@ -88,45 +127,170 @@ export class CloudinarySource implements AssetSource {
     return this.lastRateLimit;
   }
 
+  /** What this account's listing APIs gave so far. */
+  get capabilities(): ListingCapabilities {
+    return this.learned;
+  }
+
+  useCapabilities(capabilities: ListingCapabilities): void {
+    // A configured resources listing stays one; an upgrade is noticed once what was learned expires.
+    if (this.listingApi === 'resources') return;
+    if (this.now().getTime() - Date.parse(capabilities.learnedAt) > CAPABILITIES_TTL_MS) return;
+    this.learned = { ...capabilities, refusedFields: [...capabilities.refusedFields] };
+  }
+
   async listPage(listing: Listing, cursor: string | undefined): Promise<SourcePage> {
+    const stored = decodeCursor(cursor, this.listingApi);
+    const counted = { calls: 0 };
+    if (this.learned.api === 'search' && stored.api === 'search') {
+      const page = await this.searchPage(listing, stored.cursor, counted);
+      if (page) return page;
+    }
+    // A Search cursor cannot continue a resources walk: that listing starts again from its first page.
+    return this.resourcesPage(listing, stored.api === 'resources' ? stored.cursor : undefined, counted);
+  }
+
+  /** One Search page, learning from refusals; undefined when Search turns out not to be available. */
+  private async searchPage(
+    listing: Listing,
+    cursor: string | undefined,
+    counted: { calls: number },
+  ): Promise<SourcePage | undefined> {
     const what = `listing ${listing.resourceType}/${listing.deliveryType}`;
-    const page = await this.adminCall<SdkPage>(what, (sdk, auth) =>
-      this.listingApi === 'search'
-        ? // The SDK's typings say `params: string`; its code posts the object as JSON.
-          (sdk.api.search as unknown as (params: object, options: object) => Promise<unknown>)(
-            {
-              expression: `resource_type:${listing.resourceType} AND type:${listing.deliveryType}`,
-              sort_by: [{ public_id: 'asc' }],
-              max_results: this.pageSize,
-              with_field: ['tags', 'context', 'metadata'],
-              ...(cursor ? { next_cursor: cursor } : {}),
-            },
-            auth,
-          )
-        : sdk.api.resources({
-            ...auth,
-            resource_type: listing.resourceType,
-            type: listing.deliveryType,
-            max_results: this.pageSize,
-            tags: true,
-            context: true,
-            metadata: true,
-            ...(cursor ? { next_cursor: cursor } : {}),
-          }),
+    for (;;) {
+      const withField = SEARCH_WITH_FIELDS.filter((f) => !this.learned.refusedFields.includes(f));
+      try {
+        const page = await this.adminCall<SdkPage>(
+          what,
+          (sdk, auth) =>
+            // The SDK's typings say `params: string`; its code posts the object as JSON.
+            (sdk.api.search as unknown as (params: object, options: object) => Promise<unknown>)(
+              {
+                expression: `resource_type:${listing.resourceType} AND type:${listing.deliveryType}`,
+                sort_by: [{ public_id: 'asc' }],
+                max_results: this.pageSize,
+                ...(withField.length > 0 ? { with_field: withField } : {}),
+                ...(cursor ? { next_cursor: cursor } : {}),
+              },
+              auth,
+            ),
+          counted,
+          searchRefusal,
+        );
+        const unavailable = this.learned.refusedFields.length > 0 ? [...this.learned.refusedFields] : undefined;
+        return this.toPage(listing, page, 'search', counted, unavailable);
+      } catch (error) {
+        if (!(error instanceof SearchRefusedError)) throw error;
+        const fields = refusedFieldsOf(error, withField);
+        const reason = `HTTP ${error.status}: ${error.detail}`;
+        if (fields.length > 0) {
+          // A field the tier does not give is dropped for the account, not for this call only.
+          this.learned = {
+            ...this.learned,
+            refusedFields: [...this.learned.refusedFields, ...fields],
+            reason,
+            learnedAt: this.now().toISOString(),
+          };
+          continue;
+        }
+        this.learned = {
+          ...this.learned,
+          api: 'resources',
+          searchUnavailable: true,
+          reason,
+          learnedAt: this.now().toISOString(),
+        };
+        return undefined;
+      }
+    }
+  }
+
+  private async resourcesPage(
+    listing: Listing,
+    cursor: string | undefined,
+    counted: { calls: number },
+  ): Promise<SourcePage> {
+    const what = `listing ${listing.resourceType}/${listing.deliveryType}`;
+    const page = await this.adminCall<SdkPage>(
+      what,
+      (sdk, auth) =>
+        sdk.api.resources({
+          ...auth,
+          resource_type: listing.resourceType,
+          type: listing.deliveryType,
+          max_results: this.pageSize,
+          tags: true,
+          context: true,
+          metadata: true,
+          ...(cursor ? { next_cursor: cursor } : {}),
+        }),
+      counted,
     );
+    // The resources listing has no etag: copies are verified by their size only.
+    return this.toPage(listing, page, 'resources', counted, ['etag']);
+  }
+
+  private toPage(
+    listing: Listing,
+    page: SdkPage,
+    api: ListingApi,
+    counted: { calls: number },
+    unavailable: string[] | undefined,
+  ): SourcePage {
     const assets = (page.resources ?? [])
       // Search may return other delivery types when the expression is broad; keep the listing's own.
       .filter((item) => item.type === listing.deliveryType && item.resource_type === listing.resourceType)
-      .map((item) => toSourceAsset(item));
-    return { assets, nextCursor: page.next_cursor || undefined, rateLimit: this.lastRateLimit };
+      .map((item) => toSourceAsset(item, unavailable));
+    return {
+      assets,
+      nextCursor: encodeCursor(api, page.next_cursor || undefined),
+      rateLimit: this.lastRateLimit,
+      adminCalls: counted.calls,
+    };
   }
 
+  /**
+   * One Admin API call under a deadline, retried with backoff and jitter while it fails in a passing
+   * way (5xx, resets, timeouts) and the hourly budget has calls above the reserve. A rate limit is
+   * not retried here: the enumerator pauses until the reset.
+   */
   private async adminCall<T extends object>(
     what: string,
     call: (
       sdk: Awaited<ReturnType<typeof loadCloudinarySdk>>,
       auth: Record<string, string>,
     ) => Promise<unknown>,
+    counted: { calls: number } = { calls: 0 },
+    refusal?: (status: number, message: string) => ReplicatorError | undefined,
+  ): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      counted.calls += 1;
+      try {
+        return await this.adminCallOnce<T>(what, call, refusal);
+      } catch (error) {
+        if (!(error instanceof RetryableError) || error instanceof RateLimitedError) throw error;
+        if (attempt >= this.retry.tries) throw new AdminApiDownError(what, attempt, error.message);
+        const budget = this.lastRateLimit;
+        if (budget && budget.remaining <= this.reserveFor(budget.limit) && budget.resetAt > this.now()) {
+          // Retrying would eat into the reserve: wait for the next window instead.
+          throw new RateLimitedError(
+            `${what}: ${error.message}; the Admin API budget left for retries is spent until ${budget.resetAt.toISOString()}`,
+            budget.resetAt,
+          );
+        }
+        this.log.warn('Admin API call failed, retrying', { what, attempt, error: error.message });
+        await this.retry.sleep(adminBackoffMs(this.retry, attempt));
+      }
+    }
+  }
+
+  private async adminCallOnce<T extends object>(
+    what: string,
+    call: (
+      sdk: Awaited<ReturnType<typeof loadCloudinarySdk>>,
+      auth: Record<string, string>,
+    ) => Promise<unknown>,
+    refusal?: (status: number, message: string) => ReplicatorError | undefined,
   ): Promise<T> {
     const sdk = await loadCloudinarySdk(this.credentials);
     let timer: NodeJS.Timeout | undefined;
@@ -145,6 +309,8 @@ export class CloudinarySource implements AssetSource {
       return result;
     } catch (error) {
       if (error instanceof ReplicatorError) throw error;
+      const refused = refusal?.(...statusOf(error));
+      if (refused) throw refused;
       const normalized = normalizeSdkError(
         error,
         what,
@@ -338,7 +504,12 @@ function readRateLimit(page: SdkPage): RateLimit | undefined {
   };
 }
 
-function toSourceAsset(item: SdkItem): SourceAsset {
+/** Search's 4xx answers other than credentials and rate limits: a tier or availability refusal. */
+function searchRefusal(status: number, message: string): ReplicatorError | undefined {
+  return status === 400 || status === 403 || status === 404 ? new SearchRefusedError(status, message) : undefined;
+}
+
+function toSourceAsset(item: SdkItem, unavailable: string[] | undefined): SourceAsset {
   return {
     assetId: item.asset_id ?? '',
     publicId: item.public_id,
@@ -356,5 +527,6 @@ function toSourceAsset(item: SdkItem): SourceAsset {
     context: item.context,
     metadata: item.metadata,
     secureUrl: item.secure_url,
+    ...(unavailable ? { unavailable } : {}),
   };
 }
