@@ -55,6 +55,7 @@ export async function awsEngineFromEnv(
       pageSize: settings.pageSize,
       adminTimeoutMs: settings.adminTimeoutMs,
       idleTimeoutMs: settings.idleTimeoutMs,
+      adminReserve: settings.adminReserve,
     }),
     store: new S3ObjectStore({
       s3: clients.s3,
