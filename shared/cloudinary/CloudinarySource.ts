@@ -26,7 +26,12 @@ import type {
   SourceAsset,
   SourcePage,
 } from '../types.js';
-import { AdminApiDownError, adminBackoffMs, DEFAULT_ADMIN_RETRY, type AdminRetryPolicy } from './adminRetry.js';
+import {
+  AdminApiDownError,
+  adminBackoffMs,
+  DEFAULT_ADMIN_RETRY,
+  type AdminRetryPolicy,
+} from './adminRetry.js';
 import { nextHour, normalizeSdkError, statusOf } from './errors.js';
 import {
   CAPABILITIES_TTL_MS,
@@ -135,6 +140,8 @@ export class CloudinarySource implements AssetSource {
   useCapabilities(capabilities: ListingCapabilities): void {
     // A configured resources listing stays one; an upgrade is noticed once what was learned expires.
     if (this.listingApi === 'resources') return;
+    // A resources listing that was configured, not learned, says nothing about Search.
+    if (capabilities.api === 'resources' && !capabilities.searchUnavailable) return;
     if (this.now().getTime() - Date.parse(capabilities.learnedAt) > CAPABILITIES_TTL_MS) return;
     this.learned = { ...capabilities, refusedFields: [...capabilities.refusedFields] };
   }
@@ -177,7 +184,8 @@ export class CloudinarySource implements AssetSource {
           counted,
           searchRefusal,
         );
-        const unavailable = this.learned.refusedFields.length > 0 ? [...this.learned.refusedFields] : undefined;
+        const unavailable =
+          this.learned.refusedFields.length > 0 ? [...this.learned.refusedFields] : undefined;
         return this.toPage(listing, page, 'search', counted, unavailable);
       } catch (error) {
         if (!(error instanceof SearchRefusedError)) throw error;
@@ -506,7 +514,18 @@ function readRateLimit(page: SdkPage): RateLimit | undefined {
 
 /** Search's 4xx answers other than credentials and rate limits: a tier or availability refusal. */
 function searchRefusal(status: number, message: string): ReplicatorError | undefined {
-  return status === 400 || status === 403 || status === 404 ? new SearchRefusedError(status, message) : undefined;
+  return status === 400 || status === 403 || status === 404
+    ? new SearchRefusedError(status, message)
+    : undefined;
+}
+
+/** Search gives context flat, the resources listing under `custom`: the manifest keeps one shape. */
+function flatContext(context: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  const custom = context?.custom;
+  if (context && Object.keys(context).length === 1 && typeof custom === 'object' && custom !== null) {
+    return custom as Record<string, unknown>;
+  }
+  return context;
 }
 
 function toSourceAsset(item: SdkItem, unavailable: string[] | undefined): SourceAsset {
@@ -524,7 +543,7 @@ function toSourceAsset(item: SdkItem, unavailable: string[] | undefined): Source
         : undefined,
     createdAt: item.created_at ?? '',
     tags: item.tags,
-    context: item.context,
+    context: flatContext(item.context),
     metadata: item.metadata,
     secureUrl: item.secure_url,
     ...(unavailable ? { unavailable } : {}),

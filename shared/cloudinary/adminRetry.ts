@@ -23,7 +23,10 @@ export const DEFAULT_ADMIN_RETRY: AdminRetryPolicy = {
 };
 
 /** Exponential backoff with jitter in the upper half, so many clients never retry in step. */
-export function adminBackoffMs(policy: Pick<AdminRetryPolicy, 'baseMs' | 'maxMs' | 'random'>, retry: number): number {
+export function adminBackoffMs(
+  policy: Pick<AdminRetryPolicy, 'baseMs' | 'maxMs' | 'random'>,
+  retry: number,
+): number {
   const cap = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.max(0, retry - 1));
   return Math.round(cap / 2 + policy.random() * (cap / 2));
 }

@@ -38,7 +38,10 @@ export function refusedFieldsOf(refusal: SearchRefusedError, sent: readonly stri
   if (named.length > 0 && /with_field|tier|plan|field|not (allowed|supported|available)/u.test(message)) {
     return named;
   }
-  if (/tier|advanced plan|upgrade/u.test(message) && !/search (api )?is not (enabled|available)/u.test(message)) {
+  if (
+    /tier|advanced plan|upgrade/u.test(message) &&
+    !/search (api )?is not (enabled|available)/u.test(message)
+  ) {
     return sent.includes('metadata') ? ['metadata'] : [];
   }
   return [];
@@ -88,7 +91,10 @@ export function unavailableNotes(capabilities: ListingCapabilities | undefined):
 }
 
 /** Whether two capability records say the same thing (the date aside). */
-export function sameCapabilities(a: ListingCapabilities | undefined, b: ListingCapabilities | undefined): boolean {
+export function sameCapabilities(
+  a: ListingCapabilities | undefined,
+  b: ListingCapabilities | undefined,
+): boolean {
   if (!a || !b) return a === b;
   return (
     a.api === b.api &&

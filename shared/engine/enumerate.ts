@@ -146,7 +146,11 @@ export async function enumerate(
             await save({ ...learned(), counters: { ...run.counters, adminCalls: calls } });
             const message = describeError(error);
             log.error('enumerate: the Admin API is unavailable', { runId: run.runId, error: message });
-            return await pause(new Date(now().getTime() + SOURCE_DOWN_RETRY_MS), 'source-unavailable', message);
+            return await pause(
+              new Date(now().getTime() + SOURCE_DOWN_RETRY_MS),
+              'source-unavailable',
+              message,
+            );
           }
           throw error;
         }

@@ -25,4 +25,3 @@ export function searchAsTiered(body: Record<string, unknown>, mode: SearchMode):
   }
   return { ...body, with_field: asked.filter((field) => !tier2.includes(field)) };
 }
-

@@ -680,7 +680,8 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
     requestLog,
     rateLimit,
     setSearchMode(mode: SearchMode) {
-      if (!SEARCH_MODES.includes(mode)) throw new Error(`search mode must be one of ${SEARCH_MODES.join(', ')}`);
+      if (!SEARCH_MODES.includes(mode))
+        throw new Error(`search mode must be one of ${SEARCH_MODES.join(', ')}`);
       searchMode = mode;
     },
     setRateLimit(perHour: number) {
