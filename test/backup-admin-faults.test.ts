@@ -169,4 +169,23 @@ describe('a flaky Cloudinary Admin API', { timeout: 180_000 }, () => {
     expect(await differencesFromLibrary(dest, double.library)).toEqual([]);
     expect(duplicates(listedPages(double))).toEqual([]);
   });
+
+  it('on a small hourly limit the default reserve keeps a share of it, not a fixed 10 calls', async () => {
+    const double = await startDouble({ image: { upload: 30 } });
+    double.setRateLimit(20);
+    const dest = freshFolder('small-limit');
+
+    const summary = await runBackup(
+      backupOptions(double, dest, {
+        settings: fastSettings({ pageSize: 1, resourceTypes: ['image'], deliveryTypes: ['upload'] }),
+        wait: false,
+      }),
+    );
+
+    expect(fastSettings().adminReserve).toBe('2%');
+    expect(summary.status).toBe('paused');
+    // 2% of 20 rounds up to one call kept back: 19 pages listed in this hour.
+    expect(listedPages(double)).toHaveLength(19);
+    expect(double.rateLimitRemaining()).toBe(1);
+  });
 });
