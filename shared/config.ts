@@ -83,6 +83,8 @@ export interface EngineSettings {
   maxReceives: number;
   /** Deadline for one Admin API call. */
   adminTimeoutMs: number;
+  /** Tries of an Admin API call that fails in a passing way (5xx, reset, timeout) before the run stops. */
+  adminRetries: number;
   /** A download that delivers no byte for this long is abandoned. */
   idleTimeoutMs: number;
   /** First retry delay of a failed copy; doubles with every receive. */
@@ -101,6 +103,7 @@ export const DEFAULT_SETTINGS: EngineSettings = {
   uploadQueueSize: 4,
   maxReceives: 5,
   adminTimeoutMs: 30_000,
+  adminRetries: 8,
   idleTimeoutMs: 60_000,
   retryBaseSeconds: 30,
   workerConcurrency: 4,
@@ -170,6 +173,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): EngineSet
     maxReceives: integer('MAX_RECEIVES', env.MAX_RECEIVES, 1, 1000) ?? DEFAULT_SETTINGS.maxReceives,
     adminTimeoutMs:
       integer('ADMIN_TIMEOUT_MS', env.ADMIN_TIMEOUT_MS, 100, 600_000) ?? DEFAULT_SETTINGS.adminTimeoutMs,
+    adminRetries: integer('ADMIN_RETRIES', env.ADMIN_RETRIES, 1, 20) ?? DEFAULT_SETTINGS.adminRetries,
     idleTimeoutMs:
       integer('IDLE_TIMEOUT_MS', env.IDLE_TIMEOUT_MS, 100, 600_000) ?? DEFAULT_SETTINGS.idleTimeoutMs,
     retryBaseSeconds:

@@ -14,7 +14,7 @@ afterEach(async () => {
 });
 
 /** The awkward sample library, with one asset carrying tags, context and metadata. */
-async function startBed(search: SearchMode): Promise<PipelineBed> {
+async function startBed(search: SearchMode, env: Record<string, string> = {}): Promise<PipelineBed> {
   const library = generateLibrary({
     seed: 'pipeline-tiers',
     counts: { image: { upload: 20, private: 3 }, video: { upload: 2 }, raw: { upload: 4, authenticated: 1 } },
@@ -30,7 +30,7 @@ async function startBed(search: SearchMode): Promise<PipelineBed> {
     context: { alt: 'an alt text', caption: 'a caption' },
     metadata: { rating: 5 },
   });
-  bed = await createPipelineBed({ library, search });
+  bed = await createPipelineBed({ library, search }, env);
   return bed;
 }
 
@@ -114,4 +114,28 @@ describe('npm run replicate on every Cloudinary plan', { timeout: 300_000 }, () 
       expect(lines).toEqual(unavailable);
     });
   }
+});
+
+describe('npm run replicate when the Admin API stays down', { timeout: 300_000 }, () => {
+  it('stops with a message saying so, and the next run continues the same run from its checkpoint', async () => {
+    // One try per call: this test is about the run stopping, not about the backoff.
+    const current = await startBed('tier2', { ADMIN_RETRIES: '1' });
+    current.double.faults.add({ route: 'search', kind: 'status', status: 503 });
+    const down = captureStreams();
+
+    const downCode = await replicateMain([], down.streams, process.env);
+    const stopped = await current.state.latestRun();
+    current.double.faults.clear();
+    const run = await replicate(current);
+
+    expect(downCode).toBe(1);
+    expect(down.err()).toMatch(
+      /Cloudinary's Admin API kept failing \(one try\); last error: .*503.*continues from its checkpoint/u,
+    );
+    expect(stopped?.phase).toBe('waiting');
+    expect(run.code).toBe(0);
+    expect((await current.state.latestRun())?.runId).toBe(stopped?.runId);
+    expect(run.objects.size).toBe(run.assets.length);
+    expect([...run.states.values()].every((s) => s.status === 'replicated')).toBe(true);
+  });
 });

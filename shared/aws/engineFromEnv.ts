@@ -56,6 +56,7 @@ export async function awsEngineFromEnv(
       adminTimeoutMs: settings.adminTimeoutMs,
       idleTimeoutMs: settings.idleTimeoutMs,
       adminReserve: settings.adminReserve,
+      adminRetry: { tries: settings.adminRetries },
     }),
     store: new S3ObjectStore({
       s3: clients.s3,

@@ -203,7 +203,10 @@ export async function runBackup(options: BackupOptions): Promise<BackupSummary> 
     adminTimeoutMs: options.settings.adminTimeoutMs,
     idleTimeoutMs: options.settings.idleTimeoutMs,
     adminReserve: options.settings.adminReserve,
-    ...(options.sleep ? { adminRetry: { sleep: options.sleep } } : {}),
+    adminRetry: {
+      tries: options.settings.adminRetries,
+      ...(options.sleep ? { sleep: options.sleep } : {}),
+    },
     log,
     now,
   });

@@ -40,7 +40,7 @@ export class AdminApiDownError extends RetryableError {
   readonly calls: number;
   constructor(what: string, tries: number, last: string) {
     super(
-      `${what}: Cloudinary's Admin API kept failing (${tries} tries with backoff); last error: ${last}. ` +
+      `${what}: Cloudinary's Admin API kept failing (${tries === 1 ? 'one try' : `${tries} tries with backoff`}); last error: ${last}. ` +
         'Nothing listed so far is lost: run again later and it continues from its checkpoint.',
     );
     this.calls = tries;

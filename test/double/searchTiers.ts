@@ -1,6 +1,11 @@
 import { BadRequest, Forbidden } from './errors.js';
 import type { SearchMode } from './types.js';
 
+/**
+ * Search as each tier answers it. Tiers per /work/shared/CLOUDINARY.md ("Search tiers"); the
+ * refusal shapes are the double's assumptions (documented on SearchMode in types.ts), since
+ * Cloudinary's docs do not say what a Tier 1 or a Search-less account gets.
+ */
 export const SEARCH_MODES: readonly SearchMode[] = ['tier2', 'tier1', 'tier1-silent', 'none'];
 /** `with_field` values the double treats as Tier 2 (assumption: see SearchMode). */
 export const TIER2_WITH_FIELDS = [
