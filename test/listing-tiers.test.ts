@@ -259,4 +259,38 @@ describe('npm run backup on every Cloudinary plan', { timeout: 120_000 }, () => 
     const states = await statesOf(dest);
     expect(states.every((s) => s.verifiedBy === 'md5' && s.status === 'replicated')).toBe(true);
   });
+
+  it('LISTING_API=resources says what it cannot check; switching back to Search confirms the copies without downloading them', async () => {
+    const double = await startDouble('tier2');
+    const dest = freshFolder('resources-by-choice');
+    const chosen = captureStreams();
+    const dryRun = captureStreams();
+    const back = captureStreams();
+
+    const chosenCode = await backupMain(
+      ['--dest', dest],
+      chosen.streams,
+      backupEnv(double, { LISTING_API: 'resources' }),
+    );
+    const sizeOnly = await statesOf(dest);
+    const searchesBefore = searches(double).all;
+    await backupMain(['--dest', dest, '--dry-run'], dryRun.streams, backupEnv(double));
+    const servedBefore = servedBytes(double);
+    const backCode = await backupMain(['--dest', dest], back.streams, backupEnv(double));
+
+    expect(chosenCode).toBe(0);
+    expect(searchesBefore, 'the resources listing by choice never tries Search').toBe(0);
+    expect(chosen.out()).toMatch(
+      /^Unavailable: LISTING_API=resources: the resources listing gives no MD5 \(etag\), so copies are verified by size only; a corrupted download of the right size cannot be detected/mu,
+    );
+    expect(sizeOnly.every((s) => s.verifiedBy === 'size')).toBe(true);
+    expect(dryRun.out()).toContain(`0 would be copied (0 B), ${double.library.size} unchanged`);
+    expect(backCode).toBe(0);
+    expect(servedBytes(double) - servedBefore).toBe(0);
+    expect(back.out()).toContain(
+      `${double.library.size} earlier copies verified by size only now match Cloudinary's MD5.`,
+    );
+    expect(back.out()).not.toContain('Unavailable');
+    expect((await statesOf(dest)).every((s) => s.verifiedBy === 'md5')).toBe(true);
+  });
 });

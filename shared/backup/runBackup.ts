@@ -497,6 +497,9 @@ async function dryRun(
   const state = new SqliteStateStore(dest, hasState ? {} : { file: ':memory:' });
   try {
     const summary = emptySummary(dest, 'dry-run');
+    // What earlier runs learned about the account's Search: no call spent learning it again.
+    const learned = (await state.latestRun())?.listingCapabilities;
+    if (learned) source.useCapabilities(learned);
     const seen = new Set<string>();
     const listings = listingsOf(options.settings);
     for (const listing of listings) {
