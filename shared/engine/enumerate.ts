@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { listingId, listingsOf, reserveFor, type EngineSettings } from '../config.js';
-import { FatalError, RateLimitedError, describeError, dispositionOf } from '../errors.js';
+import { FatalError, RateLimitedError, RetryableError, describeError } from '../errors.js';
 import { sameCapabilities, unavailableNotes } from '../cloudinary/listingCapabilities.js';
 import { assetIdOf } from '../keys.js';
 import type {
@@ -141,7 +141,7 @@ export async function enumerate(
             await save({ ...learned(), counters: { ...run.counters, adminCalls: calls } });
             return await pause(error.resetAt, 'rate-limit');
           }
-          if (dispositionOf(error) === 'retry') {
+          if (error instanceof RetryableError) {
             // The Admin API stayed down through every retry: keep the checkpoint, try again later.
             await save({ ...learned(), counters: { ...run.counters, adminCalls: calls } });
             const message = describeError(error);
