@@ -73,7 +73,12 @@ export interface OpenedAsset {
 
 /** Port: where assets come from (Cloudinary). */
 export interface AssetSource {
-  listPage(listing: Listing, cursor: string | undefined): Promise<SourcePage>;
+  /** `deadline` (epoch ms): no retry of a failing call is started that could not end before it. */
+  listPage(
+    listing: Listing,
+    cursor: string | undefined,
+    options?: { deadline?: number },
+  ): Promise<SourcePage>;
   /** What the source has learned about the account's listing APIs (absent: it learns nothing). */
   readonly capabilities?: ListingCapabilities;
   /** Starts from what an earlier call, invocation or run learned. */

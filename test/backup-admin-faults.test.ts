@@ -1,6 +1,10 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { runBackup, type BackupEvent } from '../shared/backup/runBackup.js';
-import { listingsOf } from '../shared/config.js';
+import { CloudinarySource } from '../shared/cloudinary/CloudinarySource.js';
+import { listingsOf, parseCloudinaryUrl } from '../shared/config.js';
+import { enumerate } from '../shared/engine/enumerate.js';
+import { LocalObjectStore } from '../shared/local/LocalObjectStore.js';
+import { MemoryWorkQueue } from '../shared/memory/MemoryWorkQueue.js';
 import { SqliteStateStore } from '../shared/local/SqliteStateStore.js';
 import { generateLibrary, startCloudinaryDouble, type CloudinaryDouble } from './double/index.js';
 import {
@@ -189,5 +193,42 @@ describe('a flaky Cloudinary Admin API', { timeout: 180_000 }, () => {
     // 2% of 20 rounds up to one call kept back: 19 pages listed in this hour.
     expect(listedPages(double)).toHaveLength(19);
     expect(double.rateLimitRemaining()).toBe(1);
+  });
+
+  it("near a Lambda's deadline a failing Admin call is not retried: the listing pauses for an immediate continuation", async () => {
+    const double = await startDouble({ image: { upload: 5 } });
+    double.faults.add({ route: 'search', kind: 'status', status: 500 });
+    const dest = freshFolder('deadline');
+    const state = new SqliteStateStore(dest);
+    const store = new LocalObjectStore(dest);
+    const sleeps: number[] = [];
+    const now = () => double.clock.now();
+    const source = new CloudinarySource({
+      credentials: parseCloudinaryUrl(double.cloudinaryUrl),
+      adminTimeoutMs: 5_000,
+      now,
+      adminRetry: { sleep: async (ms) => void sleeps.push(ms) },
+    });
+
+    const outcome = await enumerate(
+      {
+        source,
+        state,
+        store,
+        queue: new MemoryWorkQueue(),
+        settings: fastSettings({ resourceTypes: ['image'], deliveryTypes: ['upload'] }),
+        now,
+      },
+      // 25 s left: the enumerator keeps 20 s back, and one more try needs the 5 s deadline plus a backoff.
+      { deadline: now().getTime() + 25_000 },
+    );
+    const run = await state.latestRun();
+    state.close();
+    store.close();
+
+    expect(outcome).toMatchObject({ status: 'paused', reason: 'deadline', resumeAt: now() });
+    expect(sleeps).toEqual([]);
+    expect(run?.phase).toBe('waiting');
+    expect(run?.counters.adminCalls).toBe(1);
   });
 });

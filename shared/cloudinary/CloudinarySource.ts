@@ -25,6 +25,7 @@ import type {
 } from '../types.js';
 import {
   AdminApiDownError,
+  AdminRetryOutOfTimeError,
   adminBackoffMs,
   DEFAULT_ADMIN_RETRY,
   type AdminRetryPolicy,
@@ -86,6 +87,12 @@ interface SdkPage {
   rate_limit_reset_at?: Date;
 }
 
+/** Admin calls one listing page spent, and the deadline its retries must respect. */
+interface CallCount {
+  calls: number;
+  deadline?: number;
+}
+
 /** The AssetSource port on Cloudinary: Admin API listings and original downloads. */
 export class CloudinarySource implements AssetSource {
   private readonly credentials: CloudinaryCredentials;
@@ -137,9 +144,13 @@ export class CloudinarySource implements AssetSource {
     this.learned = { ...capabilities, refusedFields: [...capabilities.refusedFields] };
   }
 
-  async listPage(listing: Listing, cursor: string | undefined): Promise<SourcePage> {
+  async listPage(
+    listing: Listing,
+    cursor: string | undefined,
+    options: { deadline?: number } = {},
+  ): Promise<SourcePage> {
     const stored = decodeCursor(cursor, this.listingApi);
-    const counted = { calls: 0 };
+    const counted: CallCount = { calls: 0, deadline: options.deadline };
     if (this.learned.api === 'search' && stored.api === 'search') {
       const page = await this.searchPage(listing, stored.cursor, counted);
       if (page) return page;
@@ -152,7 +163,7 @@ export class CloudinarySource implements AssetSource {
   private async searchPage(
     listing: Listing,
     cursor: string | undefined,
-    counted: { calls: number },
+    counted: CallCount,
   ): Promise<SourcePage | undefined> {
     const what = `listing ${listing.resourceType}/${listing.deliveryType}`;
     for (;;) {
@@ -207,7 +218,7 @@ export class CloudinarySource implements AssetSource {
   private async resourcesPage(
     listing: Listing,
     cursor: string | undefined,
-    counted: { calls: number },
+    counted: CallCount,
   ): Promise<SourcePage> {
     const what = `listing ${listing.resourceType}/${listing.deliveryType}`;
     const page = await this.adminCall<SdkPage>(
@@ -233,7 +244,7 @@ export class CloudinarySource implements AssetSource {
     listing: Listing,
     page: SdkPage,
     api: ListingApi,
-    counted: { calls: number },
+    counted: CallCount,
     unavailable: string[] | undefined,
   ): SourcePage {
     const assets = (page.resources ?? [])
@@ -259,7 +270,7 @@ export class CloudinarySource implements AssetSource {
       sdk: Awaited<ReturnType<typeof loadCloudinarySdk>>,
       auth: Record<string, string>,
     ) => Promise<unknown>,
-    counted: { calls: number } = { calls: 0 },
+    counted: CallCount = { calls: 0 },
     refusal?: (status: number, message: string) => ReplicatorError | undefined,
   ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
@@ -269,6 +280,13 @@ export class CloudinarySource implements AssetSource {
       } catch (error) {
         if (!(error instanceof RetryableError) || error instanceof RateLimitedError) throw error;
         if (attempt >= this.retry.tries) throw new AdminApiDownError(what, attempt, error.message);
+        const delay = adminBackoffMs(this.retry, attempt);
+        if (
+          counted.deadline !== undefined &&
+          this.now().getTime() + delay + this.adminTimeoutMs > counted.deadline
+        ) {
+          throw new AdminRetryOutOfTimeError(what, error.message);
+        }
         const budget = this.lastRateLimit;
         if (budget && budget.remaining <= this.reserveFor(budget.limit) && budget.resetAt > this.now()) {
           // Retrying would eat into the reserve: wait for the next window instead.
@@ -278,7 +296,7 @@ export class CloudinarySource implements AssetSource {
           );
         }
         this.log.warn('Admin API call failed, retrying', { what, attempt, error: error.message });
-        await this.retry.sleep(adminBackoffMs(this.retry, attempt));
+        await this.retry.sleep(delay);
       }
     }
   }

@@ -46,3 +46,10 @@ export class AdminApiDownError extends RetryableError {
     this.calls = tries;
   }
 }
+
+/** A failing Admin call was not retried because the invocation's deadline came first. */
+export class AdminRetryOutOfTimeError extends RetryableError {
+  constructor(what: string, last: string) {
+    super(`${what}: ${last}; no time left before the deadline to retry it`);
+  }
+}

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { listingId, listingsOf, reserveFor, type EngineSettings } from '../config.js';
 import { FatalError, RateLimitedError, RetryableError, describeError } from '../errors.js';
+import { AdminRetryOutOfTimeError } from '../cloudinary/adminRetry.js';
 import { sameCapabilities, unavailableNotes } from '../cloudinary/listingCapabilities.js';
 import { assetIdOf } from '../keys.js';
 import type {
@@ -134,12 +135,19 @@ export async function enumerate(
         const progress = run.listings[id] ?? { pages: 0, done: false };
         let page;
         try {
-          page = await deps.source.listPage(listing, progress.cursor);
+          page = await deps.source.listPage(listing, progress.cursor, {
+            ...(request.deadline !== undefined ? { deadline: request.deadline - DEADLINE_MARGIN_MS } : {}),
+          });
         } catch (error) {
           const calls = run.counters.adminCalls + callsOf(error);
           if (error instanceof RateLimitedError) {
             await save({ ...learned(), counters: { ...run.counters, adminCalls: calls } });
             return await pause(error.resetAt, 'rate-limit');
+          }
+          if (error instanceof AdminRetryOutOfTimeError) {
+            // A fresh invocation retries it at once.
+            await save({ ...learned(), counters: { ...run.counters, adminCalls: calls } });
+            return await pause(now(), 'deadline');
           }
           if (error instanceof RetryableError) {
             // The Admin API stayed down through every retry: keep the checkpoint, try again later.
