@@ -8,7 +8,9 @@ import {
   awsEngineFromEnv,
   createAwsClients,
   required,
+  RetryableError,
   sqsEventFromMessages,
+  unavailableNotes,
   type AwsClients,
   type RunRecord,
 } from '../shared/index.js';
@@ -41,6 +43,8 @@ export interface CycleSummary {
   invocations: { enumerate: number; replicate: number };
   /** Handler invocations that reported some messages for redelivery. */
   retried: number;
+  /** What the account's listing could not give (Search tier, no Search), one line each. */
+  unavailable: string[];
 }
 
 export function lambdaContext(timeoutMs: number, name: string): Context {
@@ -83,6 +87,7 @@ export async function runCycle(options: CycleOptions = {}): Promise<CycleSummary
     runId: '',
     invocations: { enumerate: 0, replicate: 0 },
     retried: 0,
+    unavailable: [],
   };
   const attrs = await clients.sqs.send(
     new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }),
@@ -91,6 +96,8 @@ export async function runCycle(options: CycleOptions = {}): Promise<CycleSummary
 
   let listingDone = false;
   let listingError: unknown;
+  // The Admin API stayed down: what was listed is still copied, then the run stops with this.
+  let listingStopped: Error | undefined;
   const enumerateLoop = (async () => {
     let event: { action: 'start' | 'continue'; runId?: string } = { action: 'start' };
     for (;;) {
@@ -100,11 +107,16 @@ export async function runCycle(options: CycleOptions = {}): Promise<CycleSummary
         now: options.now,
         async onPaused(outcome) {
           paused = outcome.resumeAt;
+          if (outcome.reason === 'source-unavailable') {
+            listingStopped = new RetryableError(
+              outcome.error ?? "Cloudinary's Admin API is unavailable; run again later.",
+            );
+          }
         },
       });
       summary.runId = result.runId;
       emit({ kind: 'enumerated', result });
-      if (result.status === 'completed' || !paused) return;
+      if (result.status === 'completed' || !paused || listingStopped) return;
       emit({ kind: 'waiting', until: paused, runId: result.runId });
       await sleepUntil(paused);
       event = { action: 'continue', runId: result.runId };
@@ -158,8 +170,10 @@ export async function runCycle(options: CycleOptions = {}): Promise<CycleSummary
 
   await Promise.all([enumerateLoop, ...Array.from({ length: options.workers ?? 2 }, drainLoop)]);
   if (listingError !== undefined) throw listingError;
+  if (listingStopped) throw listingStopped;
   const engine = await awsEngineFromEnv(process.env, clients);
   summary.run = await engine.state.getRun(summary.runId);
+  summary.unavailable = unavailableNotes(summary.run?.listingCapabilities);
   return summary;
 }
 

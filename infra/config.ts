@@ -36,7 +36,8 @@ export interface ReplicatorConfig {
   uploadQueueSize: number;
   enumeratorTimeoutSeconds: number;
   enumeratorMemoryMb: number;
-  adminReserve: number;
+  /** A number of calls, or a share of the account's hourly limit such as `2%`. */
+  adminReserve: string;
   listingApi: ListingApi;
   resourceTypes: string[];
   deliveryTypes: string[];
@@ -121,6 +122,17 @@ function text(pattern: RegExp, description: string): Parser<string> {
     if (typeof raw === 'string' && pattern.test(raw)) return raw;
     throw new InvalidValue(`expected ${description}, got ${JSON.stringify(raw)}`);
   };
+}
+
+/** A number of Admin API calls (0 to 1,999) or a share of the hourly limit up to 50% (`2%`). */
+function adminReserveSetting(raw: unknown): string {
+  const value = typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? raw.trim() : '';
+  const share = /^(\d{1,2}(?:\.\d+)?)%$/u.exec(value);
+  if (share && Number(share[1]) <= 50) return value;
+  if (/^\d{1,4}$/u.test(value) && Number(value) <= 1999) return String(Number(value));
+  throw new InvalidValue(
+    `expected a number of calls from 0 to 1999 or a share of the hourly limit up to 50% (like 2%), got ${JSON.stringify(raw)}`,
+  );
 }
 
 /** Optional text: an empty string means "not set", so an environment variable can clear a cdk.json value. */
@@ -309,9 +321,9 @@ export const KNOBS: KnobTable = {
     parse: integer(128, 10240),
   },
   adminReserve: {
-    default: 10,
-    doc: 'Admin API calls per hour the enumerator leaves unused (ADMIN_RESERVE), for you and other tools; it pauses and continues after the hourly reset.',
-    parse: integer(0, 1999),
+    default: '2%',
+    doc: 'Admin API calls per hour the enumerator leaves unused (ADMIN_RESERVE), for you and other tools: a number of calls, or a share of the hourly limit Cloudinary reports (2%: 10 of 500 on the free plan, 40 of 2,000 on paid plans). It pauses and continues after the hourly reset.',
+    parse: adminReserveSetting,
   },
   listingApi: {
     default: 'search',

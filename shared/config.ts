@@ -57,12 +57,22 @@ function trimSlash(s: string): string {
 
 export type ListingApi = 'search' | 'resources';
 
+/** Admin API calls kept unused each hour: a number of calls, or a share of the account's limit (`'2%'`). */
+export type AdminReserve = number | `${number}%`;
+
+/** Calls the reserve keeps back from an hourly `limit`; a share keeps at least one call of a known limit. */
+export function reserveFor(reserve: AdminReserve, limit: number): number {
+  if (typeof reserve === 'number') return reserve;
+  if (!(limit > 0)) return 0;
+  return Math.max(1, Math.ceil((limit * Number.parseFloat(reserve)) / 100));
+}
+
 /** Settings of the engine, shared by the Lambda handlers and the CLIs. */
 export interface EngineSettings {
   resourceTypes: ResourceType[];
   deliveryTypes: string[];
-  /** Admin API calls left unused in each hourly window. */
-  adminReserve: number;
+  /** Admin API calls left unused in each hourly window (a share of the account's limit by default). */
+  adminReserve: AdminReserve;
   listingApi: ListingApi;
   /** Assets per listing page (Cloudinary's maximum is 500, one Admin call per page). */
   pageSize: number;
@@ -73,6 +83,8 @@ export interface EngineSettings {
   maxReceives: number;
   /** Deadline for one Admin API call. */
   adminTimeoutMs: number;
+  /** Tries of an Admin API call that fails in a passing way (5xx, reset, timeout) before the run stops. */
+  adminRetries: number;
   /** A download that delivers no byte for this long is abandoned. */
   idleTimeoutMs: number;
   /** First retry delay of a failed copy; doubles with every receive. */
@@ -84,13 +96,14 @@ export interface EngineSettings {
 export const DEFAULT_SETTINGS: EngineSettings = {
   resourceTypes: [...RESOURCE_TYPES],
   deliveryTypes: [...DEFAULT_DELIVERY_TYPES],
-  adminReserve: 10,
+  adminReserve: '2%',
   listingApi: 'search',
   pageSize: 500,
   partSize: 8 * 1024 * 1024,
   uploadQueueSize: 4,
   maxReceives: 5,
   adminTimeoutMs: 30_000,
+  adminRetries: 8,
   idleTimeoutMs: 60_000,
   retryBaseSeconds: 30,
   workerConcurrency: 4,
@@ -113,6 +126,21 @@ function integer(name: string, raw: string | undefined, min: number, max: number
     throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${raw}".`);
   }
   return n;
+}
+
+/** `ADMIN_RESERVE`: `N` calls, or `N%` of the account's hourly limit. */
+function adminReserve(raw: string | undefined): AdminReserve | undefined {
+  const text = raw?.trim();
+  if (!text) return undefined;
+  const share = /^(\d{1,2}(?:\.\d+)?)%$/u.exec(text);
+  if (share && Number(share[1]) <= 50) return `${Number(share[1])}%`;
+  const calls = Number(text);
+  if (share || !Number.isInteger(calls) || calls < 0 || calls > 10_000) {
+    throw new ConfigError(
+      `ADMIN_RESERVE must be a number of calls from 0 to 10000, or a share of the hourly limit from 0% to 50% (like 2%), got "${raw}".`,
+    );
+  }
+  return calls;
 }
 
 /** Reads engine settings from the environment; every bad value is named with what to do. */
@@ -138,13 +166,14 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): EngineSet
     deliveryTypes,
     listingApi,
     pageSize: integer('LISTING_PAGE_SIZE', env.LISTING_PAGE_SIZE, 1, 500) ?? DEFAULT_SETTINGS.pageSize,
-    adminReserve: integer('ADMIN_RESERVE', env.ADMIN_RESERVE, 0, 10_000) ?? DEFAULT_SETTINGS.adminReserve,
+    adminReserve: adminReserve(env.ADMIN_RESERVE) ?? DEFAULT_SETTINGS.adminReserve,
     partSize: partMb ? partMb * 1024 * 1024 : DEFAULT_SETTINGS.partSize,
     uploadQueueSize:
       integer('UPLOAD_QUEUE_SIZE', env.UPLOAD_QUEUE_SIZE, 1, 64) ?? DEFAULT_SETTINGS.uploadQueueSize,
     maxReceives: integer('MAX_RECEIVES', env.MAX_RECEIVES, 1, 1000) ?? DEFAULT_SETTINGS.maxReceives,
     adminTimeoutMs:
       integer('ADMIN_TIMEOUT_MS', env.ADMIN_TIMEOUT_MS, 100, 600_000) ?? DEFAULT_SETTINGS.adminTimeoutMs,
+    adminRetries: integer('ADMIN_RETRIES', env.ADMIN_RETRIES, 1, 20) ?? DEFAULT_SETTINGS.adminRetries,
     idleTimeoutMs:
       integer('IDLE_TIMEOUT_MS', env.IDLE_TIMEOUT_MS, 100, 600_000) ?? DEFAULT_SETTINGS.idleTimeoutMs,
     retryBaseSeconds:

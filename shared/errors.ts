@@ -66,6 +66,11 @@ export class StaleRunError extends ReplicatorError {
   }
 }
 
+/** Why a copy that passed its size check is copied again: the etag Cloudinary now gives differs. */
+export function etagMismatch(md5: string | undefined, etag: string): string {
+  return `the copy's MD5 ${md5 ?? '(unknown)'} does not match Cloudinary's etag ${etag}: copying it again`;
+}
+
 const RETRYABLE_CODES = new Set([
   'ECONNRESET',
   'ECONNREFUSED',

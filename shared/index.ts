@@ -5,6 +5,7 @@ export * from './config.js';
 export * from './keys.js';
 export * from './hashing.js';
 export { CloudinarySource, type CloudinarySourceOptions } from './cloudinary/CloudinarySource.js';
+export { unavailableNotes } from './cloudinary/listingCapabilities.js';
 export { needsTransfer } from './engine/decide.js';
 export { silentLog, type Log } from './engine/log.js';
 export * from './engine/manifest.js';

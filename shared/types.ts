@@ -30,6 +30,8 @@ export interface SourceAsset extends AssetRef {
   context?: Record<string, unknown>;
   metadata?: Record<string, unknown>;
   secureUrl?: string;
+  /** What the listing could not give for this asset (`metadata` refused by the Search tier, `etag`). */
+  unavailable?: string[];
 }
 
 export interface RateLimit {
@@ -42,6 +44,25 @@ export interface SourcePage {
   assets: SourceAsset[];
   nextCursor?: string;
   rateLimit?: RateLimit;
+  /** Admin API calls this page took (retries and refusals included); 1 when absent. */
+  adminCalls?: number;
+}
+
+/**
+ * What an account's listing APIs give, learned from Cloudinary's answers (Search tiers, Search
+ * disabled). Remembered in the run record, so later pages, invocations and runs do not ask again.
+ */
+export interface ListingCapabilities {
+  /** The listing in use: Search, or the resources listing (configured, or because Search is not available). */
+  api: 'search' | 'resources';
+  /** Search is not available for this account (the listing fell back to the resources listing). */
+  searchUnavailable?: boolean;
+  /** `with_field` values Search refused (a tier the account does not have). */
+  refusedFields: string[];
+  /** Cloudinary's words for the last refusal, for the run's output. */
+  reason?: string;
+  /** When this was learned (ISO); asked again after a while, since an account may be upgraded. */
+  learnedAt: string;
 }
 
 export interface OpenedAsset {
@@ -52,7 +73,16 @@ export interface OpenedAsset {
 
 /** Port: where assets come from (Cloudinary). */
 export interface AssetSource {
-  listPage(listing: Listing, cursor: string | undefined): Promise<SourcePage>;
+  /** `deadline` (epoch ms): no retry of a failing call is started that could not end before it. */
+  listPage(
+    listing: Listing,
+    cursor: string | undefined,
+    options?: { deadline?: number },
+  ): Promise<SourcePage>;
+  /** What the source has learned about the account's listing APIs (absent: it learns nothing). */
+  readonly capabilities?: ListingCapabilities;
+  /** Starts from what an earlier call, invocation or run learned. */
+  useCapabilities?(capabilities: ListingCapabilities): void;
   /** Opens the original (never a derivative) as a stream, from `offset` when given. */
   open(asset: SourceAsset, options?: { signal?: AbortSignal; offset?: number }): Promise<OpenedAsset>;
 }
@@ -106,6 +136,9 @@ export interface ObjectStore {
 
 export type AssetStatus = 'replicated' | 'failed' | 'deleted-at-source';
 
+/** How a copy's bytes were checked: MD5 against Cloudinary's etag, or only their count. */
+export type Verification = 'md5' | 'size';
+
 export interface AssetState extends AssetRef {
   /** State key: `<resource_type>/<type>/<public_id>`. */
   id: string;
@@ -123,6 +156,8 @@ export interface AssetState extends AssetRef {
   lastError?: string;
   /** A newer version whose copy failed while `version` still describes the copy we hold. */
   failedVersion?: number;
+  /** How the copy was verified; absent on states recorded before this was kept. */
+  verifiedBy?: Verification;
 }
 
 export type RunPhase = 'listing' | 'waiting' | 'finalizing' | 'completed' | 'failed';
@@ -158,6 +193,8 @@ export interface RunRecord {
   /** Where the scan of asset states stopped when finalizing paused (a state id). */
   finalizeCursor?: string;
   error?: string;
+  /** What the account's listing gave in this run (Search tier, fallback); the next run starts from it. */
+  listingCapabilities?: ListingCapabilities;
 }
 
 /** Port: what has been copied (DynamoDB table or a local database). */
@@ -186,6 +223,13 @@ export interface StateStore {
     owner?: string,
   ): Promise<void>;
   markDeleted(ids: string[], at: string): Promise<void>;
+  /**
+   * Checks a replicated copy of `version` against an etag the source now gives: 'verified' when the
+   * recorded MD5 matches (the state becomes md5-verified, nothing is downloaded), 'mismatch' when it
+   * differs (the state becomes `failed` so the next copy replaces it), 'unchanged' when there is no
+   * replicated copy of that version.
+   */
+  checkEtag(ref: AssetRef, version: number, etag: string): Promise<'verified' | 'mismatch' | 'unchanged'>;
   /**
    * Every asset state once, in an order of the store's choosing that is the same from call to
    * call; `after` (a state id it yielded before) continues an interrupted walk after that state.

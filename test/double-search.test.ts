@@ -211,4 +211,49 @@ describe('Search API through the SDK', () => {
     expect(double.counters.adminCalls).toBe(before.adminCalls + 1);
     expect(double.counters.searchCalls).toBe(before.searchCalls + 1);
   });
+
+  describe('on accounts without Search Tier 2 or without Search (assumed shapes, see SearchMode)', () => {
+    const withEverything = ['tags', 'context', 'metadata'];
+    afterAll(() => double.setSearchMode('tier2'));
+
+    it('Tier 1 refuses with_field metadata with a 400 naming the field and the tier, and answers without it', async () => {
+      double.setSearchMode('tier1');
+
+      const refused = await rejectionOf(search('public_id:shop/shoes/red', { withField: withEverything }));
+      const answer = await search('public_id:shop/shoes/red', { withField: ['tags', 'context'] });
+
+      expect(refused).toMatchObject({
+        error: { http_code: 400, message: expect.stringMatching(/with_field metadata .*Tier 2/u) },
+      });
+      expect(answer.resources[0]).toMatchObject({ tags: ['sale'], context: { alt: 'Red shoe' } });
+    });
+
+    it('a silent Tier 1 answers with_field metadata without the metadata', async () => {
+      double.setSearchMode('tier1-silent');
+
+      const answer = await search('public_id:shop/shoes/red', { withField: withEverything });
+
+      expect(answer.resources[0]).toMatchObject({ tags: ['sale'], context: { alt: 'Red shoe' } });
+      expect(answer.resources[0]).not.toHaveProperty('metadata');
+    });
+
+    it('without Search every search is a 403 while the resources listing still answers, metered alike', async () => {
+      double.setSearchMode('none');
+      const before = double.counters.adminCalls;
+
+      const refused = await rejectionOf(search('type:upload'));
+      const listed = (await cloudinary.api.resources({
+        ...double.sdkOptions,
+        resource_type: 'image',
+        type: 'upload',
+        metadata: true,
+      })) as { resources: Array<{ public_id: string; metadata?: unknown }> };
+
+      expect(refused).toMatchObject({
+        error: { http_code: 403, message: expect.stringContaining('Search API is not enabled') },
+      });
+      expect(listed.resources.find((r) => r.public_id === 'shop/shoes/red')?.metadata).toEqual({ sku: 'R1' });
+      expect(double.counters.adminCalls).toBe(before + 2);
+    });
+  });
 });

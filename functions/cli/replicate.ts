@@ -89,6 +89,7 @@ export async function replicateMain(
             `(${counters?.bytes ?? 0} bytes), ${counters?.failed ?? 0} dead-lettered, ` +
             `${counters?.deleted ?? 0} marked deleted at the source.\n`,
         );
+        for (const note of summary.unavailable) out.write(`Unavailable: ${note}\n`);
       }
       return run?.phase === 'completed' && (counters?.failed ?? 0) === 0 ? 0 : 1;
     },

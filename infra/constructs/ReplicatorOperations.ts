@@ -31,6 +31,8 @@ export const CUSTOM_METRICS = {
   adminCallsRemaining: 'AdminCallsRemaining',
 } as const;
 
+const FREE_PLAN_ADMIN_CALLS = 500;
+
 /** The stale-run alarm looks at hourly sums: the shortest period CloudWatch lets span more than a day. */
 const STALE_RUN_PERIOD = Duration.hours(1);
 
@@ -43,7 +45,8 @@ export interface ReplicatorOperationsProps {
   serviceName: string;
   staleRunAlarmHours: number;
   queueAgeAlarmHours: number;
-  adminReserve: number;
+  /** ADMIN_RESERVE: calls, or a share of the hourly limit (`2%`). */
+  adminReserve: string;
   alarmEmail: string | undefined;
 }
 
@@ -202,7 +205,14 @@ export class ReplicatorOperations extends Construct {
         width: 6,
       }),
     );
-    const reserveLine: HorizontalAnnotation = { value: props.adminReserve, label: 'Reserve' };
+    // A share is drawn for the free plan's 500 calls an hour.
+    const share = props.adminReserve.endsWith('%');
+    const reserveLine: HorizontalAnnotation = {
+      value: share
+        ? Math.max(1, Math.ceil((FREE_PLAN_ADMIN_CALLS * Number.parseFloat(props.adminReserve)) / 100))
+        : Number(props.adminReserve),
+      label: share ? `Reserve (${props.adminReserve} of 500)` : 'Reserve',
+    };
     this.dashboard.addWidgets(
       new GraphWidget({
         title: 'Cloudinary Admin API calls left this hour',

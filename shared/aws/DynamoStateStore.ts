@@ -18,12 +18,14 @@ import {
   StaleRunError,
   describeError,
   dispositionOf,
+  etagMismatch,
 } from '../errors.js';
 import { assetIdOf } from '../keys.js';
 import type {
   AssetRef,
   AssetState,
   AssetStatus,
+  ListingCapabilities,
   ListingProgress,
   RunCounters,
   RunRecord,
@@ -303,6 +305,52 @@ export class DynamoStateStore implements StateStore {
     );
   }
 
+  async checkEtag(
+    ref: AssetRef,
+    version: number,
+    etag: string,
+  ): Promise<'verified' | 'mismatch' | 'unchanged'> {
+    const key = assetKey(assetIdOf(ref));
+    const names = { '#status': 'status', '#version': 'version', '#md5': 'md5' };
+    const values = {
+      ':replicated': { S: 'replicated' },
+      ':version': { N: String(version) },
+      ':etag': { S: etag },
+    };
+    const verified = await this.conditional(() =>
+      this.dynamo.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: key,
+          UpdateExpression: 'SET #verifiedBy = :md5',
+          ConditionExpression: '#status = :replicated AND #version = :version AND #md5 = :etag',
+          ExpressionAttributeNames: { ...names, '#verifiedBy': 'verifiedBy' },
+          ExpressionAttributeValues: { ...values, ':md5': { S: 'md5' } },
+        }),
+      ),
+    );
+    if (verified) return 'verified';
+    const stored = await this.getItem(key);
+    const mismatched = await this.conditional(() =>
+      this.dynamo.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: key,
+          UpdateExpression: 'SET #status = :failed, #lastError = :lastError',
+          ConditionExpression:
+            '#status = :replicated AND #version = :version AND (attribute_not_exists(#md5) OR #md5 <> :etag)',
+          ExpressionAttributeNames: { ...names, '#lastError': 'lastError' },
+          ExpressionAttributeValues: {
+            ...values,
+            ':failed': { S: 'failed' },
+            ':lastError': { S: etagMismatch(stored?.md5?.S, etag) },
+          },
+        }),
+      ),
+    );
+    return mismatched ? 'mismatch' : 'unchanged';
+  }
+
   async *listAssets(options: { after?: string } = {}): AsyncIterable<AssetState> {
     // A Scan continues after any item's key: the id of the last state seen is a resumable cursor.
     let start: Item | undefined = options.after === undefined ? undefined : assetKey(options.after);
@@ -409,6 +457,7 @@ export class DynamoStateStore implements StateStore {
       resumeAt: run.resumeAt,
       finalizeCursor: run.finalizeCursor,
       error: run.error,
+      listingCapabilities: run.listingCapabilities,
     };
     Object.entries(fields).forEach(([name, value], i) => {
       names[`#f${i}`] = name;
@@ -564,6 +613,7 @@ const ASSET_FIELDS = [
   'attempts',
   'lastError',
   'failedVersion',
+  'verifiedBy',
 ] as const satisfies readonly (keyof AssetState)[];
 
 function assetItem(state: AssetState): Item {
@@ -598,6 +648,9 @@ function runFromItem(item: Item): RunRecord {
   if (typeof raw.resumeAt === 'string') run.resumeAt = raw.resumeAt;
   if (typeof raw.finalizeCursor === 'string') run.finalizeCursor = raw.finalizeCursor;
   if (typeof raw.error === 'string') run.error = raw.error;
+  if (typeof raw.listingCapabilities === 'object' && raw.listingCapabilities !== null) {
+    run.listingCapabilities = raw.listingCapabilities as ListingCapabilities;
+  }
   return run;
 }
 

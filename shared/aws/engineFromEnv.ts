@@ -55,6 +55,8 @@ export async function awsEngineFromEnv(
       pageSize: settings.pageSize,
       adminTimeoutMs: settings.adminTimeoutMs,
       idleTimeoutMs: settings.idleTimeoutMs,
+      adminReserve: settings.adminReserve,
+      adminRetry: { tries: settings.adminRetries },
     }),
     store: new S3ObjectStore({
       s3: clients.s3,

@@ -4,7 +4,8 @@ import { join, resolve } from 'node:path';
 import { CloudinarySource } from '../cloudinary/CloudinarySource.js';
 import { listingsOf, type CloudinaryCredentials, type EngineSettings } from '../config.js';
 import { LOCAL_CONTROL_DIR } from '../constants.js';
-import { ConfigError, describeError } from '../errors.js';
+import { unavailableNotes } from '../cloudinary/listingCapabilities.js';
+import { ConfigError, describeError, RetryableError } from '../errors.js';
 import { assetIdOf, objectKeyFor } from '../keys.js';
 import { removeFile } from '../local/files.js';
 import { LocalObjectStore, OBJECT_INDEX_FILE } from '../local/LocalObjectStore.js';
@@ -32,6 +33,8 @@ export interface BackupOptions {
   wait?: boolean;
   now?: () => Date;
   sleepUntil?: (at: Date) => Promise<void>;
+  /** Waits between retries of a failed Admin API call (tests inject it). */
+  sleep?: (ms: number) => Promise<void>;
   onEvent?: (event: BackupEvent) => void;
   log?: Log;
 }
@@ -71,6 +74,12 @@ export interface BackupSummary {
   failed: Array<{ id: string; error: string }>;
   pruned: string[];
   manifest?: string;
+  /** Copies made in this run whose bytes could only be checked by their count (no etag listed). */
+  verifiedBySize: number;
+  /** Earlier size-only copies whose MD5 an etag now confirmed, without downloading them. */
+  verifiedLater: number;
+  /** What this account's listing could not give (Search tier, no Search), one line each. */
+  unavailable: string[];
 }
 
 function emptySummary(dest: string, status: BackupSummary['status']): BackupSummary {
@@ -86,6 +95,9 @@ function emptySummary(dest: string, status: BackupSummary['status']): BackupSumm
     deletedAtSource: 0,
     failed: [],
     pruned: [],
+    verifiedBySize: 0,
+    verifiedLater: 0,
+    unavailable: [],
   };
 }
 
@@ -190,6 +202,12 @@ export async function runBackup(options: BackupOptions): Promise<BackupSummary> 
     pageSize: options.settings.pageSize,
     adminTimeoutMs: options.settings.adminTimeoutMs,
     idleTimeoutMs: options.settings.idleTimeoutMs,
+    adminReserve: options.settings.adminReserve,
+    adminRetry: {
+      tries: options.settings.adminRetries,
+      ...(options.sleep ? { sleep: options.sleep } : {}),
+    },
+    log,
     now,
   });
   if (options.dryRun) {
@@ -268,6 +286,7 @@ async function backup(
             // A worker hit a fatal error: stop listing (the run stays resumable) instead of listing on.
             if (fatal !== undefined) throw new Error('the backup stopped');
             enqueued += page.enqueued;
+            summary.verifiedLater += page.upgraded;
             summary.listed += page.listed;
             summary.toTransfer += page.enqueued;
             summary.unchanged += page.listed - page.enqueued;
@@ -285,6 +304,7 @@ async function backup(
       );
       runId = outcome.run.runId;
       summary.runId = runId;
+      summary.unavailable = unavailableNotes(source.capabilities);
       if (outcome.status === 'completed') {
         summary.deletedAtSource = outcome.run.counters.deleted;
         summary.manifest = manifestKey(runId);
@@ -297,6 +317,11 @@ async function backup(
         .catch((error: unknown) =>
           log.warn('could not record the checkpoint', { error: describeError(error) }),
         );
+      if (outcome.reason === 'source-unavailable') {
+        // Copy what was listed, keep the checkpoint, and stop: the next run continues from it.
+        await markWhenDrained;
+        throw new RetryableError(outcome.error ?? "Cloudinary's Admin API is unavailable; run again later.");
+      }
       if (options.wait === false) {
         summary.status = 'paused';
         summary.resumeAt = outcome.resumeAt.toISOString();
@@ -355,6 +380,7 @@ async function backup(
           case 'replicated':
             summary.transferred += 1;
             summary.transferredBytes += result.bytes;
+            if (result.verifiedBy === 'size') summary.verifiedBySize += 1;
             await addRunCounters(deps, work.item.runId, { replicated: 1, bytes: result.bytes });
             await queue.ack(work);
             emit({ kind: 'asset', id, outcome: 'replicated', bytes: result.bytes });
@@ -471,6 +497,9 @@ async function dryRun(
   const state = new SqliteStateStore(dest, hasState ? {} : { file: ':memory:' });
   try {
     const summary = emptySummary(dest, 'dry-run');
+    // What earlier runs learned about the account's Search: no call spent learning it again.
+    const learned = (await state.latestRun())?.listingCapabilities;
+    if (learned) source.useCapabilities(learned);
     const seen = new Set<string>();
     const listings = listingsOf(options.settings);
     for (const listing of listings) {
@@ -507,6 +536,7 @@ async function dryRun(
       gone.push(asset);
     }
     if (options.prune) summary.pruned = await presentCopies(dest, gone);
+    summary.unavailable = unavailableNotes(source.capabilities);
     return summary;
   } finally {
     state.close();

@@ -136,6 +136,7 @@ export function formatSummary(s: BackupSummary): string {
         `(${formatBytes(s.toTransferBytes)}), ${s.unchanged} unchanged, ${s.deletedAtSource} gone from Cloudinary` +
         (s.pruned.length ? `, ${s.pruned.length} local copies would be pruned.` : '.'),
     );
+    lines.push(...s.unavailable.map((note) => `Unavailable: ${note}`));
     return lines.join('\n');
   }
   lines.push(
@@ -159,6 +160,16 @@ export function formatSummary(s: BackupSummary): string {
     lines.push(
       `Manifest of every asset with its tags, context and metadata: ${join(s.dest, ...s.manifest.split('/'))}`,
     );
+  }
+  lines.push(...s.unavailable.map((note) => `Unavailable: ${note}`));
+  if (s.verifiedBySize > 0) {
+    lines.push(
+      `${s.verifiedBySize} copies were verified by size only (the listing gave no MD5 to check them against); ` +
+        'a later run that gets etags from Search checks them and copies again any that differ.',
+    );
+  }
+  if (s.verifiedLater > 0) {
+    lines.push(`${s.verifiedLater} earlier copies verified by size only now match Cloudinary's MD5.`);
   }
   for (const f of s.failed.slice(0, 20)) lines.push(`  failed: ${f.id}: ${f.error}`);
   if (s.failed.length > 20) lines.push(`  … and ${s.failed.length - 20} more (see --json).`);

@@ -1,7 +1,11 @@
-import http, { type IncomingMessage } from 'node:http';
-import https from 'node:https';
-import { Transform, type Readable } from 'node:stream';
-import type { CloudinaryCredentials, ListingApi } from '../config.js';
+import {
+  DEFAULT_SETTINGS,
+  reserveFor,
+  type AdminReserve,
+  type CloudinaryCredentials,
+  type ListingApi,
+} from '../config.js';
+import { silentLog, type Log } from '../engine/log.js';
 import {
   AssetGoneError,
   FatalError,
@@ -10,8 +14,33 @@ import {
   ReplicatorError,
   RetryableError,
 } from '../errors.js';
-import type { AssetSource, Listing, OpenedAsset, RateLimit, SourceAsset, SourcePage } from '../types.js';
-import { nextHour, normalizeSdkError } from './errors.js';
+import type {
+  AssetSource,
+  Listing,
+  ListingCapabilities,
+  OpenedAsset,
+  RateLimit,
+  SourceAsset,
+  SourcePage,
+} from '../types.js';
+import {
+  AdminApiDownError,
+  AdminRetryOutOfTimeError,
+  adminBackoffMs,
+  DEFAULT_ADMIN_RETRY,
+  type AdminRetryPolicy,
+} from './adminRetry.js';
+import { fetchOriginal, needsDownloadApi, RestrictedDeliveryError } from './download.js';
+import { nextHour, normalizeSdkError, statusOf } from './errors.js';
+import {
+  CAPABILITIES_TTL_MS,
+  decodeCursor,
+  encodeCursor,
+  initialCapabilities,
+  refusedFieldsOf,
+  SEARCH_WITH_FIELDS,
+  SearchRefusedError,
+} from './listingCapabilities.js';
 import { callOptions, loadCloudinarySdk } from './sdk.js';
 
 export interface CloudinarySourceOptions {
@@ -27,6 +56,11 @@ export interface CloudinarySourceOptions {
   now?: () => Date;
   /** Called after every Admin API call with what the response said about the budget. */
   onAdminCall?: (rateLimit: RateLimit | undefined) => void;
+  /** How passing Admin API failures are retried (tests inject the sleep). */
+  adminRetry?: Partial<AdminRetryPolicy>;
+  /** Admin API calls kept unused in each hour: retries stop there too. */
+  adminReserve?: AdminReserve;
+  log?: Log;
 }
 
 interface SdkItem {
@@ -53,11 +87,10 @@ interface SdkPage {
   rate_limit_reset_at?: Date;
 }
 
-const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
-
-/** Ids whose path form an HTTP stack may rewrite; those are fetched through the download API. */
-function needsDownloadApi(publicId: string): boolean {
-  return publicId.split('/').some((s) => s === '' || s === '.' || s === '..') || /[%?#\\]/u.test(publicId);
+/** Admin calls one listing page spent, and the deadline its retries must respect. */
+interface CallCount {
+  calls: number;
+  deadline?: number;
 }
 
 /** The AssetSource port on Cloudinary: Admin API listings and original downloads. */
@@ -71,6 +104,10 @@ export class CloudinarySource implements AssetSource {
   private readonly now: () => Date;
   private readonly onAdminCall?: (rateLimit: RateLimit | undefined) => void;
   private lastRateLimit?: RateLimit;
+  private readonly retry: AdminRetryPolicy;
+  private readonly reserveFor: (limit: number) => number;
+  private readonly log: Log;
+  private learned: ListingCapabilities;
 
   constructor(options: CloudinarySourceOptions) {
     this.credentials = options.credentials;
@@ -81,6 +118,11 @@ export class CloudinarySource implements AssetSource {
     this.signedUrlTtlSeconds = options.signedUrlTtlSeconds ?? 3600;
     this.now = options.now ?? (() => new Date());
     this.onAdminCall = options.onAdminCall;
+    this.retry = { ...DEFAULT_ADMIN_RETRY, ...options.adminRetry };
+    const reserve = options.adminReserve ?? DEFAULT_SETTINGS.adminReserve;
+    this.reserveFor = (limit) => reserveFor(reserve, limit);
+    this.log = options.log ?? silentLog;
+    this.learned = initialCapabilities(this.listingApi, this.now());
   }
 
   /** The budget as the last Admin answer reported it. */
@@ -88,45 +130,184 @@ export class CloudinarySource implements AssetSource {
     return this.lastRateLimit;
   }
 
-  async listPage(listing: Listing, cursor: string | undefined): Promise<SourcePage> {
+  /** What this account's listing APIs gave so far. */
+  get capabilities(): ListingCapabilities {
+    return this.learned;
+  }
+
+  useCapabilities(capabilities: ListingCapabilities): void {
+    // A configured resources listing stays one; an upgrade is noticed once what was learned expires.
+    if (this.listingApi === 'resources') return;
+    // A resources listing that was configured, not learned, says nothing about Search.
+    if (capabilities.api === 'resources' && !capabilities.searchUnavailable) return;
+    if (this.now().getTime() - Date.parse(capabilities.learnedAt) > CAPABILITIES_TTL_MS) return;
+    this.learned = { ...capabilities, refusedFields: [...capabilities.refusedFields] };
+  }
+
+  async listPage(
+    listing: Listing,
+    cursor: string | undefined,
+    options: { deadline?: number } = {},
+  ): Promise<SourcePage> {
+    const stored = decodeCursor(cursor, this.listingApi);
+    const counted: CallCount = { calls: 0, deadline: options.deadline };
+    if (this.learned.api === 'search' && stored.api === 'search') {
+      const page = await this.searchPage(listing, stored.cursor, counted);
+      if (page) return page;
+    }
+    // A Search cursor cannot continue a resources walk: that listing starts again from its first page.
+    return this.resourcesPage(listing, stored.api === 'resources' ? stored.cursor : undefined, counted);
+  }
+
+  /** One Search page, learning from refusals; undefined when Search turns out not to be available. */
+  private async searchPage(
+    listing: Listing,
+    cursor: string | undefined,
+    counted: CallCount,
+  ): Promise<SourcePage | undefined> {
     const what = `listing ${listing.resourceType}/${listing.deliveryType}`;
-    const page = await this.adminCall<SdkPage>(what, (sdk, auth) =>
-      this.listingApi === 'search'
-        ? // The SDK's typings say `params: string`; its code posts the object as JSON.
-          (sdk.api.search as unknown as (params: object, options: object) => Promise<unknown>)(
-            {
-              expression: `resource_type:${listing.resourceType} AND type:${listing.deliveryType}`,
-              sort_by: [{ public_id: 'asc' }],
-              max_results: this.pageSize,
-              with_field: ['tags', 'context', 'metadata'],
-              ...(cursor ? { next_cursor: cursor } : {}),
-            },
-            auth,
-          )
-        : sdk.api.resources({
-            ...auth,
-            resource_type: listing.resourceType,
-            type: listing.deliveryType,
-            max_results: this.pageSize,
-            tags: true,
-            context: true,
-            metadata: true,
-            ...(cursor ? { next_cursor: cursor } : {}),
-          }),
+    for (;;) {
+      const withField = SEARCH_WITH_FIELDS.filter((f) => !this.learned.refusedFields.includes(f));
+      try {
+        const page = await this.adminCall<SdkPage>(
+          what,
+          (sdk, auth) =>
+            // The SDK's typings say `params: string`; its code posts the object as JSON.
+            (sdk.api.search as unknown as (params: object, options: object) => Promise<unknown>)(
+              {
+                expression: `resource_type:${listing.resourceType} AND type:${listing.deliveryType}`,
+                sort_by: [{ public_id: 'asc' }],
+                max_results: this.pageSize,
+                ...(withField.length > 0 ? { with_field: withField } : {}),
+                ...(cursor ? { next_cursor: cursor } : {}),
+              },
+              auth,
+            ),
+          counted,
+          searchRefusal,
+        );
+        const unavailable =
+          this.learned.refusedFields.length > 0 ? [...this.learned.refusedFields] : undefined;
+        return this.toPage(listing, page, 'search', counted, unavailable);
+      } catch (error) {
+        if (!(error instanceof SearchRefusedError)) throw error;
+        const fields = refusedFieldsOf(error, withField);
+        const reason = `HTTP ${error.status}: ${error.detail}`;
+        if (fields.length > 0) {
+          // A field the tier does not give is dropped for the account, not for this call only.
+          this.learned = {
+            ...this.learned,
+            refusedFields: [...this.learned.refusedFields, ...fields],
+            reason,
+            learnedAt: this.now().toISOString(),
+          };
+          continue;
+        }
+        this.learned = {
+          ...this.learned,
+          api: 'resources',
+          searchUnavailable: true,
+          reason,
+          learnedAt: this.now().toISOString(),
+        };
+        return undefined;
+      }
+    }
+  }
+
+  private async resourcesPage(
+    listing: Listing,
+    cursor: string | undefined,
+    counted: CallCount,
+  ): Promise<SourcePage> {
+    const what = `listing ${listing.resourceType}/${listing.deliveryType}`;
+    const page = await this.adminCall<SdkPage>(
+      what,
+      (sdk, auth) =>
+        sdk.api.resources({
+          ...auth,
+          resource_type: listing.resourceType,
+          type: listing.deliveryType,
+          max_results: this.pageSize,
+          tags: true,
+          context: true,
+          metadata: true,
+          ...(cursor ? { next_cursor: cursor } : {}),
+        }),
+      counted,
     );
+    // The resources listing has no etag: copies are verified by their size only.
+    return this.toPage(listing, page, 'resources', counted, ['etag']);
+  }
+
+  private toPage(
+    listing: Listing,
+    page: SdkPage,
+    api: ListingApi,
+    counted: CallCount,
+    unavailable: string[] | undefined,
+  ): SourcePage {
     const assets = (page.resources ?? [])
       // Search may return other delivery types when the expression is broad; keep the listing's own.
       .filter((item) => item.type === listing.deliveryType && item.resource_type === listing.resourceType)
-      .map((item) => toSourceAsset(item));
-    return { assets, nextCursor: page.next_cursor || undefined, rateLimit: this.lastRateLimit };
+      .map((item) => toSourceAsset(item, unavailable));
+    return {
+      assets,
+      nextCursor: encodeCursor(api, page.next_cursor || undefined),
+      rateLimit: this.lastRateLimit,
+      adminCalls: counted.calls,
+    };
   }
 
+  /**
+   * One Admin API call under a deadline, retried with backoff and jitter while it fails in a passing
+   * way (5xx, resets, timeouts) and the hourly budget has calls above the reserve. A rate limit is
+   * not retried here: the enumerator pauses until the reset.
+   */
   private async adminCall<T extends object>(
     what: string,
     call: (
       sdk: Awaited<ReturnType<typeof loadCloudinarySdk>>,
       auth: Record<string, string>,
     ) => Promise<unknown>,
+    counted: CallCount = { calls: 0 },
+    refusal?: (status: number, message: string) => ReplicatorError | undefined,
+  ): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      counted.calls += 1;
+      try {
+        return await this.adminCallOnce<T>(what, call, refusal);
+      } catch (error) {
+        if (!(error instanceof RetryableError) || error instanceof RateLimitedError) throw error;
+        if (attempt >= this.retry.tries) throw new AdminApiDownError(what, attempt, error.message);
+        const delay = adminBackoffMs(this.retry, attempt);
+        if (
+          counted.deadline !== undefined &&
+          this.now().getTime() + delay + this.adminTimeoutMs > counted.deadline
+        ) {
+          throw new AdminRetryOutOfTimeError(what, error.message);
+        }
+        const budget = this.lastRateLimit;
+        if (budget && budget.remaining <= this.reserveFor(budget.limit) && budget.resetAt > this.now()) {
+          // Retrying would eat into the reserve: wait for the next window instead.
+          throw new RateLimitedError(
+            `${what}: ${error.message}; the Admin API budget left for retries is spent until ${budget.resetAt.toISOString()}`,
+            budget.resetAt,
+          );
+        }
+        this.log.warn('Admin API call failed, retrying', { what, attempt, error: error.message });
+        await this.retry.sleep(delay);
+      }
+    }
+  }
+
+  private async adminCallOnce<T extends object>(
+    what: string,
+    call: (
+      sdk: Awaited<ReturnType<typeof loadCloudinarySdk>>,
+      auth: Record<string, string>,
+    ) => Promise<unknown>,
+    refusal?: (status: number, message: string) => ReplicatorError | undefined,
   ): Promise<T> {
     const sdk = await loadCloudinarySdk(this.credentials);
     let timer: NodeJS.Timeout | undefined;
@@ -145,6 +326,8 @@ export class CloudinarySource implements AssetSource {
       return result;
     } catch (error) {
       if (error instanceof ReplicatorError) throw error;
+      const refused = refusal?.(...statusOf(error));
+      if (refused) throw refused;
       const normalized = normalizeSdkError(
         error,
         what,
@@ -197,135 +380,15 @@ export class CloudinarySource implements AssetSource {
     options: { signal?: AbortSignal; offset?: number } = {},
   ): Promise<OpenedAsset> {
     try {
-      return await this.fetchOriginal(asset, await this.originalUrl(asset), options);
+      return await fetchOriginal(asset, await this.originalUrl(asset), options, this.idleTimeoutMs);
     } catch (error) {
       // Restricted media types (PDF, ZIP on some accounts) are refused by the CDN but served by the API.
       if (error instanceof RestrictedDeliveryError) {
-        return this.fetchOriginal(asset, await this.originalUrl(asset, true), options);
+        return fetchOriginal(asset, await this.originalUrl(asset, true), options, this.idleTimeoutMs);
       }
       throw error;
     }
   }
-
-  private fetchOriginal(
-    asset: SourceAsset,
-    url: string,
-    options: { signal?: AbortSignal; offset?: number },
-  ): Promise<OpenedAsset> {
-    const what = `download of ${asset.resourceType}/${asset.deliveryType}/${asset.publicId} v${asset.version}`;
-    const target = new URL(url);
-    const client = target.protocol === 'http:' ? http : https;
-    const offset = options.offset ?? 0;
-    const idleMs = this.idleTimeoutMs;
-    return new Promise<OpenedAsset>((resolve, reject) => {
-      const request = client.request(
-        {
-          method: 'GET',
-          protocol: target.protocol,
-          hostname: target.hostname,
-          port: target.port || undefined,
-          // The raw path: a URL object would normalise `..` segments away.
-          path: url.slice(url.indexOf('/', target.protocol.length + 2)),
-          agent: target.protocol === 'http:' ? agents.http : agents.https,
-          headers: offset > 0 ? { Range: `bytes=${offset}-` } : {},
-          signal: options.signal,
-        },
-        (response) => {
-          clearTimeout(headersTimer);
-          const failure = responseError(response, what, url.includes('/download?'), offset);
-          if (failure) {
-            response.resume();
-            reject(failure);
-            return;
-          }
-          const length = Number(response.headers['content-length']);
-          resolve({
-            stream: watchIdle(response, idleMs, what),
-            length: Number.isFinite(length) ? length : undefined,
-          });
-        },
-      );
-      const headersTimer = setTimeout(
-        () => request.destroy(new RetryableError(`${what}: no answer for ${idleMs} ms`)),
-        idleMs,
-      );
-      request.once('error', (error: NodeJS.ErrnoException) => {
-        clearTimeout(headersTimer);
-        if (error instanceof ReplicatorError) reject(error);
-        else if (error.name === 'AbortError') reject(new RetryableError(`${what}: aborted`));
-        else reject(new RetryableError(`${what}: network error [${error.code ?? error.name}]`));
-      });
-      request.end();
-    });
-  }
-}
-
-/**
- * Passes the body through, failing it when the server sends nothing for `idleMs`. Time spent
- * waiting on a slow consumer (bytes sitting in the buffers) does not count as server silence.
- */
-function watchIdle(response: IncomingMessage, idleMs: number, what: string): Readable {
-  let timer: NodeJS.Timeout | undefined;
-  const arm = () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      if (watchdog.readableLength > 0 || watchdog.writableLength > 0 || response.isPaused()) arm();
-      else response.destroy(new RetryableError(`${what}: no data for ${idleMs} ms`));
-    }, idleMs);
-  };
-  const watchdog = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      arm();
-      callback(null, chunk);
-    },
-    flush(callback) {
-      clearTimeout(timer);
-      callback();
-    },
-    destroy(error, callback) {
-      clearTimeout(timer);
-      response.destroy();
-      callback(error);
-    },
-  });
-  response.once('aborted', () =>
-    response.destroy(new RetryableError(`${what}: the connection closed before the body was complete`)),
-  );
-  response.once('error', (error: NodeJS.ErrnoException) =>
-    watchdog.destroy(
-      error instanceof ReplicatorError
-        ? error
-        : new RetryableError(`${what}: the body was cut off [${error.code ?? error.message}]`),
-    ),
-  );
-  arm();
-  response.pipe(watchdog);
-  return watchdog;
-}
-
-class RestrictedDeliveryError extends PermanentAssetError {}
-
-function responseError(
-  response: IncomingMessage,
-  what: string,
-  viaDownloadApi: boolean,
-  offset: number,
-): ReplicatorError | undefined {
-  const status = response.statusCode ?? 0;
-  if (status === 200 && offset === 0) return undefined;
-  if (status === 206 && offset > 0) return undefined;
-  if (status === 200 && offset > 0) return new RetryableError(`${what}: the server ignored the byte range`);
-  const reason = String(response.headers['x-cld-error'] ?? '').slice(0, 200);
-  const detail = reason ? `: ${reason}` : '';
-  if (status === 404) return new AssetGoneError(`${what}: HTTP 404${detail}`);
-  if ((status === 401 || status === 403) && !viaDownloadApi) {
-    return new RestrictedDeliveryError(`${what}: HTTP ${status}${detail}`);
-  }
-  if (status === 401 || status === 403) {
-    return new PermanentAssetError(`${what}: refused by the download API (HTTP ${status}${detail})`);
-  }
-  if (status === 416) return new RetryableError(`${what}: HTTP 416, the range is past the end`);
-  return new RetryableError(`${what}: HTTP ${status}${detail}`);
 }
 
 function readRateLimit(page: SdkPage): RateLimit | undefined {
@@ -338,7 +401,23 @@ function readRateLimit(page: SdkPage): RateLimit | undefined {
   };
 }
 
-function toSourceAsset(item: SdkItem): SourceAsset {
+/** Search's 4xx answers other than credentials and rate limits: a tier or availability refusal. */
+function searchRefusal(status: number, message: string): ReplicatorError | undefined {
+  return status === 400 || status === 403 || status === 404
+    ? new SearchRefusedError(status, message)
+    : undefined;
+}
+
+/** Search gives context flat, the resources listing under `custom`: the manifest keeps one shape. */
+function flatContext(context: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  const custom = context?.custom;
+  if (context && Object.keys(context).length === 1 && typeof custom === 'object' && custom !== null) {
+    return custom as Record<string, unknown>;
+  }
+  return context;
+}
+
+function toSourceAsset(item: SdkItem, unavailable: string[] | undefined): SourceAsset {
   return {
     assetId: item.asset_id ?? '',
     publicId: item.public_id,
@@ -353,8 +432,9 @@ function toSourceAsset(item: SdkItem): SourceAsset {
         : undefined,
     createdAt: item.created_at ?? '',
     tags: item.tags,
-    context: item.context,
+    context: flatContext(item.context),
     metadata: item.metadata,
     secureUrl: item.secure_url,
+    ...(unavailable ? { unavailable } : {}),
   };
 }

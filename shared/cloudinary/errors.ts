@@ -31,14 +31,10 @@ export function resetFromMessage(message: string): Date | undefined {
   return Number.isNaN(date.getTime()) ? undefined : date;
 }
 
-/**
- * Turns whatever the SDK rejected with — `{error:{message,http_code}}`, a flat
- * `{message,http_code}`, or a raw socket error — into one of our errors, without credentials.
- */
-export function normalizeSdkError(raw: unknown, what: string, fallbackReset: () => Date): ReplicatorError {
+/** The HTTP status (NaN for socket errors) and message of an SDK rejection, without credentials. */
+export function statusOf(raw: unknown): [status: number, message: string] {
   const r = (typeof raw === 'object' && raw !== null ? raw : { message: raw }) as SdkRejection;
   const nested = r.error && typeof r.error === 'object' ? r.error : undefined;
-  const status = Number(nested?.http_code ?? r.http_code ?? NaN);
   const rawMessage = nested?.message ?? r.message ?? 'no message';
   const message = redactSecrets(
     typeof rawMessage === 'string'
@@ -47,6 +43,16 @@ export function normalizeSdkError(raw: unknown, what: string, fallbackReset: () 
         ? rawMessage.message
         : String(rawMessage),
   );
+  return [Number(nested?.http_code ?? r.http_code ?? NaN), message];
+}
+
+/**
+ * Turns whatever the SDK rejected with — `{error:{message,http_code}}`, a flat
+ * `{message,http_code}`, or a raw socket error — into one of our errors, without credentials.
+ */
+export function normalizeSdkError(raw: unknown, what: string, fallbackReset: () => Date): ReplicatorError {
+  const r = (typeof raw === 'object' && raw !== null ? raw : { message: raw }) as SdkRejection;
+  const [status, message] = statusOf(raw);
   const cause = undefined; // the raw rejection may carry request options: never chain it
   if (status === 420 || status === 429) {
     const resetAt = resetFromMessage(message) ?? fallbackReset();

@@ -7,5 +7,20 @@ import type { AssetState, SourceAsset } from '../types.js';
 export function needsTransfer(asset: SourceAsset, state: AssetState | undefined): boolean {
   if (!state) return true;
   if (state.status !== 'replicated') return true;
-  return state.version !== asset.version || state.bytes !== asset.bytes;
+  if (state.version !== asset.version || state.bytes !== asset.bytes) return true;
+  return etagCheckOf(asset, state) === 'mismatch';
+}
+
+/**
+ * What an etag now given by the source says about a copy of the same version: its MD5 differs (a
+ * corrupted copy that passed a size-only check: copy again), or it matches a copy verified by size
+ * only (upgrade it to md5-verified, no download). Undefined: nothing to do.
+ */
+export function etagCheckOf(
+  asset: SourceAsset,
+  state: AssetState | undefined,
+): 'mismatch' | 'upgrade' | undefined {
+  if (!asset.etag || state?.status !== 'replicated' || state.version !== asset.version) return undefined;
+  if (state.md5 !== asset.etag) return 'mismatch';
+  return state.verifiedBy === 'size' ? 'upgrade' : undefined;
 }

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { listingId, listingsOf, type EngineSettings } from '../config.js';
-import { FatalError, RateLimitedError, describeError } from '../errors.js';
+import { listingId, listingsOf, reserveFor, type EngineSettings } from '../config.js';
+import { FatalError, RateLimitedError, RetryableError, describeError } from '../errors.js';
+import { AdminRetryOutOfTimeError } from '../cloudinary/adminRetry.js';
+import { sameCapabilities, unavailableNotes } from '../cloudinary/listingCapabilities.js';
 import { assetIdOf } from '../keys.js';
 import type {
   AssetSource,
@@ -13,7 +15,7 @@ import type {
   StateStore,
   WorkQueue,
 } from '../types.js';
-import { needsTransfer } from './decide.js';
+import { etagCheckOf, needsTransfer } from './decide.js';
 import { silentLog, type Log } from './log.js';
 import { finalizeListing } from './finalize.js';
 import { manifestPartKey, writeManifestPart } from './manifest.js';
@@ -28,7 +30,17 @@ export interface EnumerateDeps {
   now?: () => Date;
   log?: Log;
   /** Called after each page, for progress displays. */
-  onPage?: (run: RunRecord, listing: Listing, page: { listed: number; enqueued: number }) => void;
+  onPage?: (run: RunRecord, listing: Listing, page: PageReport) => void;
+}
+
+/** What one listed page did. */
+export interface PageReport {
+  listed: number;
+  enqueued: number;
+  /** Copies verified by size only whose MD5 the etag now confirmed (no download). */
+  upgraded: number;
+  /** Copies whose MD5 differs from the etag now given: enqueued to be copied again. */
+  mismatched: number;
 }
 
 export interface EnumerateRequest {
@@ -38,12 +50,16 @@ export interface EnumerateRequest {
   deadline?: number;
 }
 
+export type PauseReason = 'rate-limit' | 'deadline' | 'source-unavailable';
+
 export type EnumerateOutcome =
   | { status: 'completed'; run: RunRecord }
-  | { status: 'paused'; run: RunRecord; resumeAt: Date; reason: 'rate-limit' | 'deadline' };
+  | { status: 'paused'; run: RunRecord; resumeAt: Date; reason: PauseReason; error?: string };
 
 /** Time kept back before the deadline to write the checkpoint and schedule the continuation. */
 const DEADLINE_MARGIN_MS = 20_000;
+/** After the Admin API stayed down through every retry, when a scheduled continuation tries again. */
+export const SOURCE_DOWN_RETRY_MS = 15 * 60_000;
 
 export function emptyCounters(): RunCounters {
   return {
@@ -84,10 +100,18 @@ export async function enumerate(
     await deps.state.putRun(next, run.updatedAt);
     run = next;
   };
-  const pause = async (resumeAt: Date, reason: 'rate-limit' | 'deadline'): Promise<EnumerateOutcome> => {
+  const pause = async (resumeAt: Date, reason: PauseReason, error?: string): Promise<EnumerateOutcome> => {
     await save({ phase: 'waiting', resumeAt: resumeAt.toISOString() });
-    log.info('enumerate: paused', { runId: run.runId, reason, resumeAt: resumeAt.toISOString() });
-    return { status: 'paused', run, resumeAt, reason };
+    log.info('enumerate: paused', { runId: run.runId, reason, resumeAt: resumeAt.toISOString(), error });
+    return { status: 'paused', run, resumeAt, reason, ...(error ? { error } : {}) };
+  };
+  if (run.listingCapabilities) deps.source.useCapabilities?.(run.listingCapabilities);
+  /** What the source learned about the account goes into the run; a change is said once. */
+  const learned = (): Partial<RunRecord> => {
+    const capabilities = deps.source.capabilities;
+    if (!capabilities || sameCapabilities(capabilities, run.listingCapabilities)) return {};
+    for (const note of unavailableNotes(capabilities)) log.warn(note, { runId: run.runId });
+    return { listingCapabilities: capabilities };
   };
 
   try {
@@ -101,23 +125,44 @@ export async function enumerate(
           return await pause(now(), 'deadline');
         }
         const budget = deps.source.rateLimit;
-        if (budget && budget.remaining <= deps.settings.adminReserve && budget.resetAt > now()) {
+        const reserve = budget ? reserveFor(deps.settings.adminReserve, budget.limit) : 0;
+        if (budget && budget.remaining <= reserve && budget.resetAt > now()) {
           return await pause(budget.resetAt, 'rate-limit');
         }
         const progress = run.listings[id] ?? { pages: 0, done: false };
         let page;
         try {
-          page = await deps.source.listPage(listing, progress.cursor);
+          page = await deps.source.listPage(listing, progress.cursor, {
+            ...(request.deadline !== undefined ? { deadline: request.deadline - DEADLINE_MARGIN_MS } : {}),
+          });
         } catch (error) {
+          const calls = run.counters.adminCalls + callsOf(error);
           if (error instanceof RateLimitedError) {
-            await save({ counters: { ...run.counters, adminCalls: run.counters.adminCalls + 1 } });
+            await save({ ...learned(), counters: { ...run.counters, adminCalls: calls } });
             return await pause(error.resetAt, 'rate-limit');
+          }
+          if (error instanceof AdminRetryOutOfTimeError) {
+            // A fresh invocation retries it at once.
+            await save({ ...learned(), counters: { ...run.counters, adminCalls: calls } });
+            return await pause(now(), 'deadline');
+          }
+          if (error instanceof RetryableError) {
+            // The Admin API stayed down through every retry: keep the checkpoint, try again later.
+            await save({ ...learned(), counters: { ...run.counters, adminCalls: calls } });
+            const message = describeError(error);
+            log.error('enumerate: the Admin API is unavailable', { runId: run.runId, error: message });
+            return await pause(
+              new Date(now().getTime() + SOURCE_DOWN_RETRY_MS),
+              'source-unavailable',
+              message,
+            );
           }
           throw error;
         }
-        const { enqueued, skipped } = await enqueueChanged(deps, run.runId, page.assets);
+        const report = await enqueueChanged(deps, run.runId, page.assets);
         await writeManifestPart(deps.store, manifestPartKey(run.runId, id, progress.pages), page.assets);
         await save({
+          ...learned(),
           listings: {
             ...run.listings,
             [id]: { cursor: page.nextCursor, pages: progress.pages + 1, done: !page.nextCursor },
@@ -125,12 +170,12 @@ export async function enumerate(
           counters: {
             ...run.counters,
             listed: run.counters.listed + page.assets.length,
-            enqueued: run.counters.enqueued + enqueued,
-            skipped: run.counters.skipped + skipped,
-            adminCalls: run.counters.adminCalls + 1,
+            enqueued: run.counters.enqueued + report.enqueued,
+            skipped: run.counters.skipped + page.assets.length - report.enqueued,
+            adminCalls: run.counters.adminCalls + (page.adminCalls ?? 1),
           },
         });
-        deps.onPage?.(run, listing, { listed: page.assets.length, enqueued });
+        deps.onPage?.(run, listing, { listed: page.assets.length, ...report });
       }
     }
     if (run.phase !== 'finalizing') await save({ phase: 'finalizing' });
@@ -193,25 +238,46 @@ async function openRun(deps: EnumerateDeps, runId: string | undefined, now: () =
     counters: emptyCounters(),
     startedAt: at.toISOString(),
     updatedAt: at.toISOString(),
+    // What the account's listing gave last time: no call is spent learning it again.
+    ...(latest?.listingCapabilities ? { listingCapabilities: latest.listingCapabilities } : {}),
   };
   await deps.state.putRun(run);
   return run;
+}
+
+/** Admin calls a failed listing call took (its retries included). */
+function callsOf(error: unknown): number {
+  const calls = (error as { calls?: unknown } | undefined)?.calls;
+  return typeof calls === 'number' && calls > 0 ? calls : 1;
 }
 
 async function enqueueChanged(
   deps: EnumerateDeps,
   runId: string,
   assets: SourceAsset[],
-): Promise<{ enqueued: number; skipped: number }> {
-  if (assets.length === 0) return { enqueued: 0, skipped: 0 };
+): Promise<Omit<PageReport, 'listed'>> {
+  const report = { enqueued: 0, upgraded: 0, mismatched: 0 };
+  if (assets.length === 0) return report;
   const states = await deps.state.getMany(assets.map(assetIdOf));
-  const changed = assets.filter((asset) => needsTransfer(asset, states.get(assetIdOf(asset))));
+  const changed: SourceAsset[] = [];
+  for (const asset of assets) {
+    const state = states.get(assetIdOf(asset));
+    const check = etagCheckOf(asset, state);
+    if (check && asset.etag) {
+      // A copy verified by size only meets an etag: confirmed without a download, or copied again.
+      const verdict = await deps.state.checkEtag(asset, asset.version, asset.etag);
+      if (verdict === 'verified') report.upgraded += 1;
+      if (verdict === 'mismatch') report.mismatched += 1;
+    }
+    if (needsTransfer(asset, state)) changed.push(asset);
+  }
   // Tags, context and metadata travel in the manifest; the work item stays small.
   await deps.queue.sendBatch(
     changed.map((asset) => ({
       runId,
-      asset: { ...asset, tags: undefined, context: undefined, metadata: undefined },
+      asset: { ...asset, tags: undefined, context: undefined, metadata: undefined, unavailable: undefined },
     })),
   );
-  return { enqueued: changed.length, skipped: assets.length - changed.length };
+  report.enqueued = changed.length;
+  return report;
 }

@@ -23,6 +23,8 @@ export interface ManifestEntry {
   context?: Record<string, unknown>;
   metadata?: Record<string, unknown>;
   objectKey: string;
+  /** What the listing could not give (`metadata` refused by the Search tier, `etag` without Search). */
+  unavailable?: string[];
 }
 
 export function manifestEntry(asset: SourceAsset): ManifestEntry {
@@ -41,6 +43,7 @@ export function manifestEntry(asset: SourceAsset): ManifestEntry {
     context: asset.context,
     metadata: asset.metadata,
     objectKey: objectKeyFor(asset),
+    unavailable: asset.unavailable,
   };
 }
 

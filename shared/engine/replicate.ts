@@ -4,7 +4,15 @@ import { createHash, randomUUID } from 'node:crypto';
 import { META } from '../constants.js';
 import { dispositionOf, describeError, FatalError, type Disposition } from '../errors.js';
 import { assetIdOf, objectKeyFor } from '../keys.js';
-import type { AssetSource, ObjectStore, ReceivedWork, SourceAsset, StateStore, WorkQueue } from '../types.js';
+import type {
+  AssetSource,
+  ObjectStore,
+  ReceivedWork,
+  SourceAsset,
+  StateStore,
+  Verification,
+  WorkQueue,
+} from '../types.js';
 import { silentLog, type Log } from './log.js';
 
 export interface ReplicateDeps {
@@ -23,7 +31,7 @@ export interface ReplicateDeps {
 }
 
 export type ReplicateResult =
-  | { outcome: 'replicated'; bytes: number; md5: string }
+  | { outcome: 'replicated'; bytes: number; md5: string; verifiedBy: Verification }
   | { outcome: 'skipped'; reason: 'already-replicated' | 'newer-version-recorded' }
   | { outcome: 'gone' }
   | { outcome: 'retry'; error: string; delaySeconds: number }
@@ -133,6 +141,8 @@ export async function replicateWork(
       abort.abort(error);
       throw error;
     });
+    // Without an etag (the resources listing) only the byte count could be checked.
+    const verifiedBy: Verification = asset.etag ? 'md5' : 'size';
     const recorded = await deps.state.recordReplicated({
       id,
       resourceType: asset.resourceType,
@@ -148,10 +158,11 @@ export async function replicateWork(
       replicatedAt: now().toISOString(),
       lastSeenRun: runId,
       attempts: 0,
+      verifiedBy,
     });
     if (!recorded) return { outcome: 'skipped', reason: 'newer-version-recorded' };
     log.debug('replicated', { id, bytes: put.bytes, md5: put.md5, versionId: put.versionId });
-    return { outcome: 'replicated', bytes: put.bytes, md5: put.md5 };
+    return { outcome: 'replicated', bytes: put.bytes, md5: put.md5, verifiedBy };
   } catch (error) {
     const message = describeError(error);
     const disposition: Disposition = dispositionOf(error);

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { LOCAL_CONTROL_DIR } from '../constants.js';
-import { StaleRunError } from '../errors.js';
+import { etagMismatch, StaleRunError } from '../errors.js';
 import { assetIdOf } from '../keys.js';
 import type { AssetRef, AssetState, RunCounters, RunRecord, StateStore } from '../types.js';
 import { inTransaction, openDatabase } from './sqlite.js';
@@ -210,6 +210,24 @@ export class SqliteStateStore implements StateStore {
         if (!existing || existing.status === 'deleted-at-source') continue;
         this.writeAsset({ ...existing, status: 'deleted-at-source', deletedAt: at });
       }
+    });
+  }
+
+  async checkEtag(
+    ref: AssetRef,
+    version: number,
+    etag: string,
+  ): Promise<'verified' | 'mismatch' | 'unchanged'> {
+    const id = assetIdOf(ref);
+    return inTransaction(this.db, () => {
+      const existing = this.readAsset(id);
+      if (existing?.status !== 'replicated' || existing.version !== version) return 'unchanged';
+      if (existing.md5 === etag) {
+        if (existing.verifiedBy !== 'md5') this.writeAsset({ ...existing, verifiedBy: 'md5' });
+        return 'verified';
+      }
+      this.writeAsset({ ...existing, status: 'failed', lastError: etagMismatch(existing.md5, etag) });
+      return 'mismatch';
     });
   }
 

@@ -276,6 +276,59 @@ export function stateStoreContract(name: string, make: () => Promise<StateStoreH
       });
     });
 
+    describe('verification', () => {
+      it('how a copy was verified reads back', async () => {
+        await state.recordReplicated(copied('by-size', 1, { verifiedBy: 'size' }));
+        await state.recordReplicated(copied('by-md5', 1, { verifiedBy: 'md5' }));
+
+        expect((await stateOf(state, 'by-size'))?.verifiedBy).toBe('size');
+        expect((await stateOf(state, 'by-md5'))?.verifiedBy).toBe('md5');
+      });
+
+      it('an etag matching a copy verified by size makes it md5-verified, changing nothing else', async () => {
+        const record = copied('checked', 2, { verifiedBy: 'size' });
+        await state.recordReplicated(record);
+
+        await expect(state.checkEtag(refOf('checked'), 2, record.md5 ?? '')).resolves.toBe('verified');
+
+        expect(await stateOf(state, 'checked')).toEqual({ ...record, verifiedBy: 'md5' });
+      });
+
+      it('an etag that differs from the recorded MD5 marks the copy failed, so the next copy replaces it', async () => {
+        const record = copied('corrupt', 2, { verifiedBy: 'size' });
+        await state.recordReplicated(record);
+        const etag = 'f'.repeat(32);
+
+        await expect(state.checkEtag(refOf('corrupt'), 2, etag)).resolves.toBe('mismatch');
+        const marked = await stateOf(state, 'corrupt');
+        const lease = await state.acquireLease(refOf('corrupt'), 2, 'worker', 60_000);
+        const recopied = await state.recordReplicated(
+          copied('corrupt', 2, { md5: etag, verifiedBy: 'md5', objectVersionId: 'again' }),
+        );
+
+        expect(marked?.status).toBe('failed');
+        expect(marked?.lastError).toContain(etag);
+        expect(lease).toBe('acquired');
+        expect(recopied).toBe(true);
+        expect(await stateOf(state, 'corrupt')).toMatchObject({
+          status: 'replicated',
+          md5: etag,
+          verifiedBy: 'md5',
+        });
+      });
+
+      it('an etag for another version, or for an asset never copied, changes nothing', async () => {
+        const record = copied('other', 3, { verifiedBy: 'size' });
+        await state.recordReplicated(record);
+
+        await expect(state.checkEtag(refOf('other'), 2, 'f'.repeat(32))).resolves.toBe('unchanged');
+        await expect(state.checkEtag(refOf('never'), 1, 'f'.repeat(32))).resolves.toBe('unchanged');
+
+        expect(await stateOf(state, 'other')).toEqual(record);
+        expect(await stateOf(state, 'never')).toBeUndefined();
+      });
+    });
+
     describe('leases', () => {
       it('exactly one of many concurrent workers acquires a lease', async () => {
         const results = await Promise.all(
@@ -345,6 +398,22 @@ export function stateStoreContract(name: string, make: () => Promise<StateStoreH
 
         expect(await state.getRun(record.runId)).toEqual(record);
         expect(await state.getRun('2023-01-01T00-00-00-000Z-ffffff')).toBeUndefined();
+      });
+
+      it('a run keeps what the listing learned about the account', async () => {
+        const learned = run('run-learned', {
+          listingCapabilities: {
+            api: 'resources',
+            searchUnavailable: true,
+            refusedFields: ['metadata'],
+            reason: 'HTTP 403: Search API is not enabled for this account.',
+            learnedAt: '2024-05-01T00:00:00.000Z',
+          },
+        });
+
+        await state.putRun(learned);
+
+        expect(await state.getRun('run-learned')).toEqual(learned);
       });
 
       it('a field left out of a later write is cleared', async () => {

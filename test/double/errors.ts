@@ -32,3 +32,10 @@ export class Unauthorized extends DoubleHttpError {
     this.name = 'Unauthorized';
   }
 }
+
+export class Forbidden extends DoubleHttpError {
+  constructor(message: string) {
+    super(403, message);
+    this.name = 'Forbidden';
+  }
+}

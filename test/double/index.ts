@@ -31,6 +31,8 @@
  *   URL (the decoded form is accepted too), URL-safe base64, 8 chars (32 for long_url_signature).
  *   A bad signature is a 401 even on `upload` assets; `private`/`authenticated` need one.
  * - The double serves originals only: another extension than the stored format is a 404.
+ * - Search tiers: `search: 'tier1'` refuses Tier 2 `with_field` values with a 400, `'tier1-silent'`
+ *   drops them from the answer, `'none'` refuses every search with a 403 (see SearchMode).
  * - Faults: `double.faults.add({ route, publicId?, times?, share?, kind, ... })`, see `FaultEffect`.
  */
 export { startCloudinaryDouble } from './startCloudinaryDouble.js';
@@ -60,5 +62,6 @@ export type {
   RequestKind,
   RequestLogEntry,
   ResourceType,
+  SearchMode,
   VersionRecord,
 } from './types.js';

@@ -4,6 +4,7 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import type { AddressInfo } from 'node:net';
 import { AdminApi, parseResourceType } from './AdminApi.js';
 import { BadRequest, DoubleHttpError, NotFound, Unauthorized } from './errors.js';
+import { searchAsTiered, SEARCH_MODES } from './searchTiers.js';
 import { FaultBoard } from './FaultBoard.js';
 import type { FaultPlan } from './FaultBoard.js';
 import { Library, RESOURCE_TYPES } from './Library.js';
@@ -25,6 +26,7 @@ import type {
   RateLimitBehaviour,
   RequestLogEntry,
   ResourceType,
+  SearchMode,
 } from './types.js';
 
 const OPTION_NAMES = new Set<string>([
@@ -41,6 +43,7 @@ const OPTION_NAMES = new Set<string>([
   'unknownVersion',
   'staleUnversioned',
   'requestLogLimit',
+  'search',
 ]);
 const MAX_REQUEST_BODY_BYTES = 1024 * 1024;
 const LOGGED_PARAMS = [
@@ -136,6 +139,9 @@ function validateOptions(options: DoubleOptions): void {
   for (const name of Object.keys(options)) {
     if (!OPTION_NAMES.has(name)) throw new Error(`startCloudinaryDouble: unknown option "${name}"`);
   }
+  if (options.search !== undefined && !SEARCH_MODES.includes(options.search)) {
+    throw new Error(`startCloudinaryDouble: search must be one of ${SEARCH_MODES.join(', ')}`);
+  }
   const perHour = options.rateLimitPerHour;
   if (perHour !== undefined && !(Number.isInteger(perHour) && perHour >= 0)) {
     throw new Error('startCloudinaryDouble: rateLimitPerHour must be an integer >= 0');
@@ -169,6 +175,7 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
   const signal = closing.signal;
   const base: DeliveryBase = { origin: '', cloudName };
   const admin = new AdminApi(library, base, now);
+  let searchMode: SearchMode = options.search ?? 'tier2';
 
   const log = (entry: RequestLogEntry): void => {
     requestLog.push(entry);
@@ -360,7 +367,7 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
           break;
         }
         case 'search':
-          body = await admin.search(searchBody);
+          body = await admin.search(searchAsTiered(searchBody, searchMode));
           break;
       }
     } catch (error) {
@@ -672,6 +679,11 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
     counters,
     requestLog,
     rateLimit,
+    setSearchMode(mode: SearchMode) {
+      if (!SEARCH_MODES.includes(mode))
+        throw new Error(`search mode must be one of ${SEARCH_MODES.join(', ')}`);
+      searchMode = mode;
+    },
     setRateLimit(perHour: number) {
       if (!(Number.isInteger(perHour) && perHour >= 0)) throw new Error('rate limit must be an integer >= 0');
       limiter.limit = perHour;

@@ -197,7 +197,27 @@ export interface DoubleOptions {
   staleUnversioned?: boolean;
   /** Oldest entries are dropped past this many; 200,000 when absent. */
   requestLogLimit?: number;
+  /**
+   * Which Search the account has (see SearchMode); `tier2` (everything) when absent. Settable later
+   * with `setSearchMode`.
+   */
+  search?: SearchMode;
 }
+
+/**
+ * What the account's Search API answers. Cloudinary splits Search into Tier 1 (every account up to
+ * 10 million assets) and Tier 2 (on request, Advanced plans and up); some descriptions list
+ * `with_field: metadata` as Tier 2, but what a Tier 1 account gets for it is not documented
+ * (/work/shared/CLOUDINARY.md, "Search tiers"). Assumptions, one mode per reading:
+ * - `tier2`: every `with_field` value is honoured.
+ * - `tier1`: a Tier 2 `with_field` value (see TIER2_WITH_FIELDS) is refused with HTTP 400
+ *   `{"error":{"message":"with_field metadata requires Search Tier 2 (Advanced plans and up)"}}`,
+ *   metered like any other 400 after login.
+ * - `tier1-silent`: the other reading: a Tier 2 value is ignored and the answer simply lacks it.
+ * - `none`: no Search at all (over 10 million assets, or disabled): every search is refused with
+ *   HTTP 403 `{"error":{"message":"Search API is not enabled for this account. Contact support to enable it."}}`.
+ */
+export type SearchMode = 'tier2' | 'tier1' | 'tier1-silent' | 'none';
 
 export interface CloudinaryDouble {
   readonly port: number;
@@ -224,6 +244,8 @@ export interface CloudinaryDouble {
   readonly requestLog: RequestLogEntry[];
   readonly rateLimit: RateLimitBehaviour;
   setRateLimit(perHour: number): void;
+  /** Switches what Search answers (see SearchMode). */
+  setSearchMode(mode: SearchMode): void;
   /** Budget left in the current clock hour. */
   rateLimitRemaining(): number;
   /** The versioned delivery URL of an asset (what listings put in `secure_url`). */
