@@ -12,7 +12,7 @@ export * from './engine/enumerate.js';
 export * from './engine/replicate.js';
 export * from './engine/batch.js';
 export { mapLimit } from './concurrency.js';
-export { createAwsClients, type AwsClients } from './aws/clients.js';
+export { awsClientConfig, createAwsClients, type AwsClients } from './aws/clients.js';
 export {
   awsEngineFromEnv,
   cachedAwsEngine,
@@ -23,6 +23,7 @@ export { scheduleContinuation, type ContinuationTarget } from './aws/continuatio
 export { cloudinaryCredentialsFromSecret } from './aws/cloudinarySecret.js';
 export { SqsWorkQueue, workFromSqsRecord, sqsEventFromMessages } from './aws/SqsWorkQueue.js';
 export {
+  exitWhenDone,
   formatHelp,
   outputModeFor,
   parseArgs,

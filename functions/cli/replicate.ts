@@ -10,6 +10,7 @@ import {
   type CliStreams,
   type CommandSpec,
   type FlagSpec,
+  exitWhenDone,
 } from '../../shared/index.js';
 import { runCycle } from '../cycle.js';
 import { envFromStack } from './stackEnv.js';
@@ -97,5 +98,5 @@ export async function replicateMain(
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  process.exitCode = await replicateMain(process.argv.slice(2));
+  exitWhenDone(await replicateMain(process.argv.slice(2)));
 }

@@ -223,6 +223,18 @@ export async function runCli(
   }
 }
 
+/** How long a finished command waits for what a library left open before it exits anyway. */
+const EXIT_GRACE_MS = 1_000;
+
+/**
+ * Ends a command's process with `code`: at once when nothing is left open, else after a short
+ * grace, so a socket or timer some library keeps can never hold a finished command forever.
+ */
+export function exitWhenDone(code: number): void {
+  process.exitCode = code;
+  setTimeout(() => process.exit(code), EXIT_GRACE_MS).unref();
+}
+
 /** Whether output should be for people (a TTY) or for pipes; `--json` wins over both. */
 export function outputModeFor(
   stream: { isTTY?: boolean },

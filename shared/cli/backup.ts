@@ -4,6 +4,7 @@ import { runBackup, type BackupEvent, type BackupSummary } from '../backup/runBa
 import { parseCloudinaryUrl, settingsFromEnv, type CloudinaryCredentials } from '../config.js';
 import { formatBytes, formatDuration, ProgressReporter } from '../progress.js';
 import {
+  exitWhenDone,
   formatHelp,
   outputModeFor,
   parseArgs,
@@ -212,5 +213,5 @@ export async function backupMain(
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  process.exitCode = await backupMain(process.argv.slice(2));
+  exitWhenDone(await backupMain(process.argv.slice(2)));
 }

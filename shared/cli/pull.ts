@@ -4,6 +4,7 @@ import { resolveBucket } from '../pull/setup.js';
 import { runPull } from '../pull/pull.js';
 import { parseByteRate } from '../pull/throttle.js';
 import {
+  exitWhenDone,
   formatHelp,
   outputModeFor,
   parseArgs,
@@ -135,5 +136,5 @@ export async function pullMain(
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  process.exitCode = await pullMain(process.argv.slice(2));
+  exitWhenDone(await pullMain(process.argv.slice(2)));
 }

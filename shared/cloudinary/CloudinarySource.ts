@@ -125,10 +125,13 @@ export class CloudinarySource implements AssetSource {
     what: string,
     call: (
       sdk: Awaited<ReturnType<typeof loadCloudinarySdk>>,
-      auth: Record<string, string>,
+      auth: Record<string, unknown>,
     ) => Promise<unknown>,
   ): Promise<T> {
     const sdk = await loadCloudinarySdk(this.credentials);
+    // A socket of this call only: destroying it at the deadline aborts the request, so a silent
+    // server can never keep the process alive.
+    const agent = this.credentials.apiOrigin.startsWith('http:') ? new http.Agent() : new https.Agent();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -138,8 +141,10 @@ export class CloudinarySource implements AssetSource {
       );
     });
     try {
-      const result = (await Promise.race([call(sdk, callOptions(this.credentials)), deadline])) as T &
-        SdkPage;
+      const result = (await Promise.race([
+        call(sdk, { ...callOptions(this.credentials), agent }),
+        deadline,
+      ])) as T & SdkPage;
       this.lastRateLimit = readRateLimit(result) ?? this.lastRateLimit;
       this.onAdminCall?.(readRateLimit(result));
       return result;
@@ -165,6 +170,7 @@ export class CloudinarySource implements AssetSource {
       throw normalized;
     } finally {
       clearTimeout(timer);
+      agent.destroy();
     }
   }
 

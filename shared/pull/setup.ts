@@ -1,5 +1,6 @@
 import { constants as fsConstants } from 'node:fs';
 import { access, mkdir, readFile, realpath, stat, unlink, writeFile } from 'node:fs/promises';
+import { awsClientConfig } from '../aws/clients.js';
 import { ConfigError } from '../errors.js';
 
 export interface BucketChoice {
@@ -50,7 +51,7 @@ export async function readCloudFormationOutput(stack: string, output: string): P
       `reading the bucket from stack ${stack} needs ${moduleName} (npm i ${moduleName}); or pass --bucket NAME`,
     );
   }
-  const client = new cfn.CloudFormationClient({});
+  const client = new cfn.CloudFormationClient(awsClientConfig());
   const answer = (await client.send(new cfn.DescribeStacksCommand({ StackName: stack }))) as {
     Stacks?: { Outputs?: { OutputKey?: string; OutputValue?: string }[] }[];
   };
