@@ -23,6 +23,7 @@ export { scheduleContinuation, type ContinuationTarget } from './aws/continuatio
 export { cloudinaryCredentialsFromSecret } from './aws/cloudinarySecret.js';
 export { SqsWorkQueue, workFromSqsRecord, sqsEventFromMessages } from './aws/SqsWorkQueue.js';
 export {
+  asUsage,
   exitWhenDone,
   formatHelp,
   outputModeFor,

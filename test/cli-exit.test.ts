@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateLibrary } from './double/index.js';
-import { freshFolder, REPO, removeFolders } from './support/backupBed.js';
+import { freshFolder, removeFolders } from './support/backupBed.js';
+import { cleanEnv, runCommand, type FinishedCommand } from './support/cliChild.js';
 import { createPipelineBed, type PipelineBed } from './support/pipelineBed.js';
 
 /** The per-call deadline the commands get here; a real run uses 30–60 s. */
@@ -42,50 +42,6 @@ async function silentEndpoint(): Promise<SilentEndpoint> {
   };
 }
 
-interface Finished {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  /** When the process exited, by this process's clock. */
-  exitedAt: number;
-  /** When `startMark` first appeared on stdout, if asked. */
-  markedAt?: number;
-}
-
-/** Runs a CLI as a child process, as `npm run` does, and waits for its exit (killing it past GIVE_UP_MS). */
-function runCli(script: string, args: string[], env: NodeJS.ProcessEnv, startMark?: RegExp): Promise<Finished> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
-    cwd: REPO,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  let markedAt: number | undefined;
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString('utf8');
-    if (startMark && markedAt === undefined && startMark.test(stdout)) markedAt = performance.now();
-  });
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-  const killer = setTimeout(() => child.kill('SIGKILL'), GIVE_UP_MS + 30_000);
-  return new Promise((resolve) => {
-    child.once('close', (code) => {
-      clearTimeout(killer);
-      resolve({ code, stdout, stderr, exitedAt: performance.now(), markedAt });
-    });
-  });
-}
-
-/** An environment with nothing from the test runner's AWS or Cloudinary settings. */
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of Object.keys(env)) {
-    if (/^(AWS_|CLOUDINARY_|BUCKET_NAME|TABLE_NAME|QUEUE_URL|DLQ_URL|STACK_NAME|BACKUP_BUCKET)/u.test(name))
-      delete env[name];
-  }
-  return { ...env, ...extra };
-}
-
 function awsEnv(endpoint: SilentEndpoint): Record<string, string> {
   return {
     AWS_ENDPOINT_URL: endpoint.url,
@@ -98,7 +54,7 @@ function awsEnv(endpoint: SilentEndpoint): Record<string, string> {
 }
 
 /** Milliseconds from the command's last request (or its start mark) to its exit. */
-function lingering(run: Finished, endpoint?: SilentEndpoint): number {
+function lingering(run: FinishedCommand, endpoint?: SilentEndpoint): number {
   const from = endpoint?.lastConnectionAt() ?? run.markedAt;
   expect(from, `the command never reached the endpoint: ${run.stderr}`).toBeDefined();
   return run.exitedAt - (from ?? 0);
@@ -122,7 +78,7 @@ describe('every command exits soon after a call that never gets an answer', { ti
   it('npm run backup reports the silent Admin API and exits 1 within its deadline', async () => {
     const dest = freshFolder('hung-admin');
 
-    const run = await runCli(
+    const run = await runCommand(
       'shared/cli/backup.ts',
       ['--dest', dest],
       cleanEnv({
@@ -139,7 +95,7 @@ describe('every command exits soon after a call that never gets an answer', { ti
   it('npm run backup -- --dry-run exits 1 within its deadline too', async () => {
     const dest = freshFolder('hung-admin-dry');
 
-    const run = await runCli(
+    const run = await runCommand(
       'shared/cli/backup.ts',
       ['--dest', dest, '--dry-run'],
       cleanEnv({
@@ -155,7 +111,7 @@ describe('every command exits soon after a call that never gets an answer', { ti
   it('npm run pull reports the silent S3 endpoint and exits 1 within its deadline', async () => {
     const dest = freshFolder('hung-s3');
 
-    const run = await runCli(
+    const run = await runCommand(
       'shared/cli/pull.ts',
       ['--dest', dest, '--bucket', 'backup'],
       cleanEnv(awsEnv(endpoint)),
@@ -166,7 +122,11 @@ describe('every command exits soon after a call that never gets an answer', { ti
   });
 
   it('npm run run-now reports the silent AWS endpoint and exits 1 within its deadline', async () => {
-    const run = await runCli('functions/cli/runNow.ts', ['--stack', 'Replicator'], cleanEnv(awsEnv(endpoint)));
+    const run = await runCommand(
+      'functions/cli/runNow.ts',
+      ['--stack', 'Replicator'],
+      cleanEnv(awsEnv(endpoint)),
+    );
 
     expect(run.code, run.stderr).toBe(1);
     expect(lingering(run, endpoint)).toBeLessThan(DEADLINE_MS + GRACE_MS);
@@ -175,14 +135,14 @@ describe('every command exits soon after a call that never gets an answer', { ti
   it('npm run demo exits 1 within its deadline when its sample account stops answering', async () => {
     const dest = freshFolder('hung-demo');
 
-    const run = await runCli(
+    const run = await runCommand(
       'shared/cli/demo.ts',
       ['--dest', `${dest}/demo`],
       cleanEnv({
         ADMIN_TIMEOUT_MS: String(DEADLINE_MS),
         CLOUDINARY_DOUBLE_FAULTS: JSON.stringify([{ route: ['admin', 'search'], kind: 'hang' }]),
       }),
-      /Sample Cloudinary account/u,
+      { startMark: /Sample Cloudinary account/u, giveUpMs: GIVE_UP_MS },
     );
 
     expect(run.code, run.stderr).toBe(1);
@@ -196,7 +156,11 @@ describe('every command exits soon after a call that never gets an answer', { ti
     beforeAll(async () => {
       bed = await createPipelineBed(
         {
-          library: generateLibrary({ seed: 'hung', counts: { image: { upload: 2 } }, sizes: { image: [100, 200] } }),
+          library: generateLibrary({
+            seed: 'hung',
+            counts: { image: { upload: 2 } },
+            sizes: { image: [100, 200] },
+          }),
         },
         { DELIVERY_TYPES: 'upload' },
       );
@@ -204,7 +168,7 @@ describe('every command exits soon after a call that never gets an answer', { ti
     afterAll(async () => bed?.close());
 
     it('reports the silent Admin API and exits 1 within its deadline', async () => {
-      const run = await runCli(
+      const run = await runCommand(
         'functions/cli/replicate.ts',
         [],
         cleanEnv({
@@ -224,6 +188,8 @@ describe('every command exits soon after a call that never gets an answer', { ti
 function pipelineEnv(): Record<string, string> {
   const names = /^(AWS_|BUCKET_NAME|TABLE_NAME|QUEUE_URL|DLQ_URL|POWERTOOLS_)/u;
   return Object.fromEntries(
-    Object.entries(process.env).filter((entry): entry is [string, string] => names.test(entry[0]) && !!entry[1]),
+    Object.entries(process.env).filter(
+      (entry): entry is [string, string] => names.test(entry[0]) && !!entry[1],
+    ),
   );
 }

@@ -1,4 +1,4 @@
-import { describeError, FatalError, redactSecrets } from '../errors.js';
+import { ConfigError, describeError, FatalError, redactSecrets } from '../errors.js';
 
 /** One command-line option; its key in the spec (camelCase) becomes `--kebab-case`. */
 export interface FlagSpec {
@@ -48,6 +48,16 @@ export class UsageError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'UsageError';
+  }
+}
+
+/** Runs a check of what the user gave; its ConfigError becomes a usage error (exit code 2). */
+export async function asUsage<T>(check: () => T | Promise<T>): Promise<T> {
+  try {
+    return await check();
+  } catch (error) {
+    if (error instanceof ConfigError) throw new UsageError(error.message);
+    throw error;
   }
 }
 

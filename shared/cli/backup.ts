@@ -4,6 +4,7 @@ import { runBackup, type BackupEvent, type BackupSummary } from '../backup/runBa
 import { parseCloudinaryUrl, settingsFromEnv, type CloudinaryCredentials } from '../config.js';
 import { formatBytes, formatDuration, ProgressReporter } from '../progress.js';
 import {
+  asUsage,
   exitWhenDone,
   formatHelp,
   outputModeFor,
@@ -190,7 +191,8 @@ export async function backupMain(
       if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
         throw new UsageError('--concurrency must be a whole number from 1 to 64');
       }
-      const credentials = options.credentials ?? parseCloudinaryUrl(env.CLOUDINARY_URL);
+      const credentials =
+        options.credentials ?? (await asUsage(() => parseCloudinaryUrl(env.CLOUDINARY_URL)));
       const out = streams.stdout as NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
       const display = backupDisplay(out, flags.json);
       if (options.title && !flags.json) out.write(`${options.title}\n`);

@@ -9,7 +9,15 @@ import { ConfigError } from '../errors.js';
 import { objectKeyFor } from '../keys.js';
 import { LocalObjectStore } from '../local/LocalObjectStore.js';
 import { formatBytes } from '../progress.js';
-import { exitWhenDone, formatHelp, parseArgs, runCli, type CliStreams, type CommandSpec, type FlagSpec } from './args.js';
+import {
+  exitWhenDone,
+  formatHelp,
+  parseArgs,
+  runCli,
+  type CliStreams,
+  type CommandSpec,
+  type FlagSpec,
+} from './args.js';
 import { backupMain } from './backup.js';
 
 export const DEMO_COMMAND = {
