@@ -7,6 +7,7 @@ import { LOCAL_CONTROL_DIR } from '../constants.js';
 import { ConfigError, describeError } from '../errors.js';
 import { assetIdOf, objectKeyFor } from '../keys.js';
 import { removeFile } from '../local/files.js';
+import { acquireFolderLock } from '../local/FolderLock.js';
 import { LocalObjectStore, OBJECT_INDEX_FILE } from '../local/LocalObjectStore.js';
 import { foldPath, placeKey } from '../local/safePath.js';
 import { SqliteStateStore, STATE_FILE } from '../local/SqliteStateStore.js';
@@ -94,8 +95,6 @@ const realSleepUntil = (at: Date) =>
 
 /** Where LocalObjectStore streams files before their rename; only `*.part` files are ours to clear. */
 const PARTIALS_DIR = 'tmp';
-/** Held while a backup writes into a folder, so two backups never share (or clear) partial files. */
-const LOCK_FILE = 'backup.lock';
 /**
  * Copy leases guard against a second delivery of one SQS message. Here the folder lock keeps other
  * processes out and the in-memory queue hands each message to one worker at a time, so a lease can
@@ -135,37 +134,6 @@ async function checkDryRunDestination(dest: string): Promise<void> {
   }
 }
 
-/** Takes the folder's backup lock; one left by a process that no longer runs (kill -9) is taken over. */
-async function acquireLock(dest: string): Promise<() => Promise<void>> {
-  const lockPath = join(dest, LOCAL_CONTROL_DIR, LOCK_FILE);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await writeFile(lockPath, `${process.pid}\n`, { flag: 'wx' });
-      return () => removeFile(lockPath);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw unwritable(dest, error);
-      const holder = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isRunning(holder)) {
-        throw new ConfigError(
-          `another backup into ${dest} is running (process ${holder}); wait for it to finish, or stop it.`,
-        );
-      }
-      await removeFile(lockPath);
-    }
-  }
-  throw new ConfigError(`could not take ${lockPath}; is another backup starting right now? Try again.`);
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists but belongs to someone else.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Half-written files of a killed backup: never under a final name, but they would fill the disk. */
 async function removeStalePartials(dest: string): Promise<void> {
   const dir = join(dest, LOCAL_CONTROL_DIR, PARTIALS_DIR);
@@ -197,7 +165,13 @@ export async function runBackup(options: BackupOptions): Promise<BackupSummary> 
     return dryRun(dest, source, options, emit);
   }
   await ensureWritable(dest);
-  const release = await acquireLock(dest);
+  let release: () => Promise<void>;
+  try {
+    // Held while a backup writes into a folder, so two backups never share (or clear) partial files.
+    release = await acquireFolderLock(dest);
+  } catch (error) {
+    throw error instanceof ConfigError ? error : unwritable(dest, error);
+  }
   try {
     await removeStalePartials(dest);
     const state = new SqliteStateStore(dest);
