@@ -8,6 +8,7 @@ import { ConfigError, describeError } from '../errors.js';
 import { assetIdOf, objectKeyFor } from '../keys.js';
 import { removeFile } from '../local/files.js';
 import { acquireFolderLock } from '../local/FolderLock.js';
+import { refuseSystemFolder } from '../local/systemFolders.js';
 import { LocalObjectStore, OBJECT_INDEX_FILE } from '../local/LocalObjectStore.js';
 import { foldPath, placeKey } from '../local/safePath.js';
 import { SqliteStateStore, STATE_FILE } from '../local/SqliteStateStore.js';
@@ -160,6 +161,7 @@ export async function runBackup(options: BackupOptions): Promise<BackupSummary> 
     idleTimeoutMs: options.settings.idleTimeoutMs,
     now,
   });
+  await refuseSystemFolder(options.dest);
   if (options.dryRun) {
     await checkDryRunDestination(dest);
     return dryRun(dest, source, options, emit);
