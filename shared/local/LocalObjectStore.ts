@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdirSync, type BigIntStats } from 'node:fs';
-import { lstat } from 'node:fs/promises';
+import { lstat, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -16,6 +16,7 @@ import {
   hashedRelativePath,
   openNoFollow,
   placeKey,
+  prepareParentDirs,
   resolveInside,
   UnsafePathError,
 } from './safePath.js';
@@ -48,11 +49,16 @@ export class LocalObjectStore implements ObjectStore {
   private readonly statements: {
     byKey: StatementSync;
     byFold: StatementSync;
+    atFold: StatementSync;
+    underFold: StatementSync;
+    move: StatementSync;
     upsert: StatementSync;
     page: StatementSync;
   };
   /** One put per key at a time in this process, so the index row always describes the file. */
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** Placing files is one at a time: a file and a folder of one name are decided together. */
+  private placing: Promise<unknown> = Promise.resolve();
 
   constructor(root: string) {
     this.root = root;
@@ -77,6 +83,10 @@ export class LocalObjectStore implements ObjectStore {
     this.statements = {
       byKey: this.db.prepare('SELECT * FROM objects WHERE key = ?'),
       byFold: this.db.prepare('SELECT key FROM objects WHERE fold = ? AND key <> ? LIMIT 1'),
+      atFold: this.db.prepare('SELECT * FROM objects WHERE fold = ?'),
+      // Folds below `F/`: from `F/` up to (not including) `F0`, '0' being the character after '/'.
+      underFold: this.db.prepare('SELECT key FROM objects WHERE fold >= ? AND fold < ? LIMIT 1'),
+      move: this.db.prepare('UPDATE objects SET local_path = ?, fold = ? WHERE key = ?'),
       upsert: this.db.prepare(`
         INSERT INTO objects (key, local_path, fold, bytes, md5, metadata, content_type, file_token, stored_at)
         VALUES (:key, :local_path, :fold, :bytes, :md5, :metadata, :content_type, :file_token, :stored_at)
@@ -99,7 +109,6 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   private async putUnlocked(key: string, body: Readable, options: PutOptions): Promise<PutResult> {
-    const relativePath = this.placementFor(key);
     const tempPath = join(this.tmpDir, `${randomUUID()}.part`);
     const verifier = new VerifyingStream(options.expected ?? {}, key);
     try {
@@ -108,25 +117,36 @@ export class LocalObjectStore implements ObjectStore {
         signal: options.signal,
       });
       const createdAt = options.createdAt ? new Date(options.createdAt) : undefined;
-      const finalPath = await commitFile(tempPath, this.root, relativePath, createdAt);
-      const info = await lstat(finalPath, { bigint: true });
-      this.statements.upsert.run({
-        key,
-        local_path: relativePath,
-        fold: foldPath(relativePath),
-        bytes: verifier.bytes,
-        md5: verifier.md5,
-        metadata: JSON.stringify(options.metadata),
-        content_type: options.contentType ?? null,
-        file_token: fileToken(info),
-        stored_at: new Date().toISOString(),
-      });
+      await this.onePlacementAtATime(() => this.commit(key, tempPath, verifier, options, createdAt));
       return { key, bytes: verifier.bytes, md5: verifier.md5 };
     } catch (error) {
       body.destroy();
       await removeFile(tempPath);
       throw error;
     }
+  }
+
+  private async commit(
+    key: string,
+    tempPath: string,
+    verifier: VerifyingStream,
+    options: PutOptions,
+    createdAt: Date | undefined,
+  ): Promise<void> {
+    const relativePath = await this.placementFor(key);
+    const finalPath = await commitFile(tempPath, this.root, relativePath, createdAt);
+    const info = await lstat(finalPath, { bigint: true });
+    this.statements.upsert.run({
+      key,
+      local_path: relativePath,
+      fold: foldPath(relativePath),
+      bytes: verifier.bytes,
+      md5: verifier.md5,
+      metadata: JSON.stringify(options.metadata),
+      content_type: options.contentType ?? null,
+      file_token: fileToken(info),
+      stored_at: new Date().toISOString(),
+    });
   }
 
   async head(key: string): Promise<StoredObject | undefined> {
@@ -191,13 +211,48 @@ export class LocalObjectStore implements ObjectStore {
     });
   }
 
-  /** The key's path, or a hashed one when another key already owns the same name on a case-insensitive disk. */
-  private placementFor(key: string): string {
+  /**
+   * The key's path, or a hashed one under `_unsafe/`, by the rule `npm run pull` applies to the
+   * whole listing, so both write the same tree in any order: another key owning the same name on a
+   * case-insensitive disk keeps it, and a folder beats a file of its name (a file already there
+   * moves under `_unsafe/` when a key needs its name as a folder).
+   */
+  private async placementFor(key: string): Promise<string> {
     const existing = this.statements.byKey.get(key) as ObjectRow | undefined;
     if (existing) return existing.local_path;
     const placement = placeKey(key);
-    const clash = this.statements.byFold.get(foldPath(placement.relative), key);
-    return clash ? hashedRelativePath(key) : placement.relative;
+    if (placement.unsafeReason !== undefined) return placement.relative;
+    const fold = foldPath(placement.relative);
+    if (this.statements.byFold.get(fold, key)) return hashedRelativePath(key);
+    if (this.statements.underFold.get(`${fold}/`, `${fold}0`)) return hashedRelativePath(key);
+    const segments = fold.split('/');
+    for (let i = 1; i < segments.length; i++) {
+      for (const row of this.statements.atFold.all(
+        segments.slice(0, i).join('/'),
+      ) as unknown as ObjectRow[]) {
+        await this.moveAside(row);
+      }
+    }
+    return placement.relative;
+  }
+
+  /** Moves a file whose name a folder now needs to its `_unsafe/` name, keeping its bytes and times. */
+  private async moveAside(row: ObjectRow): Promise<void> {
+    const target = hashedRelativePath(row.key);
+    const from = resolveInside(this.root, row.local_path);
+    const info = await this.statFile(row.local_path);
+    if (info && fileToken(info) === row.file_token) {
+      await prepareParentDirs(this.root, target);
+      await rename(from, resolveInside(this.root, target));
+    }
+    // A file changed or gone behind our back is not ours to move; its row points where it would be.
+    this.statements.move.run(target, foldPath(target), row.key);
+  }
+
+  private async onePlacementAtATime<T>(work: () => Promise<T>): Promise<T> {
+    const current = this.placing.catch(() => undefined).then(work);
+    this.placing = current;
+    return current;
   }
 
   private async statFile(relativePath: string): Promise<BigIntStats | undefined> {

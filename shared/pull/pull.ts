@@ -15,6 +15,7 @@ import { checkArchived, type ArchiveStatus, type RestoreTier } from './archive.j
 import { decide, isArchived, Placer, type ListedObject, type LocalFile } from './decide.js';
 import { findStaleFiles, removeStaleFiles } from './prune.js';
 import { PULL_INDEX_FILE, PullIndex, type PulledRecord } from './PullIndex.js';
+import { relocatePulled } from './relocate.js';
 import { acquirePullLock, checkDestination, makeControlDir } from './setup.js';
 import { BandwidthLimit } from './throttle.js';
 import { adoptLocal, downloadObject, verifyLocal, type TransferContext } from './transfer.js';
@@ -200,7 +201,7 @@ export async function runPull(options: PullOptions, deps: PullDeps): Promise<Pul
     summary.listedBytes = listed.reduce((sum, o) => sum + o.size, 0);
 
     // 2. Decide, from the listing, the index and one lstat per object.
-    const placer = new Placer();
+    const placer = new Placer(listed.filter((o) => !(o.key.endsWith('/') && o.size === 0)).map((o) => o.key));
     const expectedPaths: string[] = [];
     const toAdopt: Planned[] = [];
     const toVerify: (Planned & { record: PulledRecord })[] = [];
@@ -213,7 +214,9 @@ export async function runPull(options: PullOptions, deps: PullDeps): Promise<Pul
         continue;
       }
       expectedPaths.push(placement.relative);
-      const record = index.get(object.key);
+      let record = index.get(object.key);
+      if (record && record.localPath !== placement.relative && !dryRun)
+        record = (await relocatePulled(root, index, record, placement.relative)) ?? record;
       const local = localFile(root, placement.relative);
       const planned: Planned = { object, relative: placement.relative, local };
       const action = decide(object, record?.localPath === placement.relative ? record : undefined, local, {

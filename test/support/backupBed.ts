@@ -160,13 +160,13 @@ export async function countFiles(dir: string): Promise<number> {
 
 /**
  * Where each asset's copy must be, exactly as `npm run pull` lays out a bucket: keys in S3's
- * (UTF-8 byte) order, names that cannot be paths or that collide on a case-insensitive disk
- * under `_unsafe/`. Relative path → asset.
+ * (UTF-8 byte) order, names that cannot be paths, that collide on a case-insensitive disk, or
+ * that other keys need as a folder, under `_unsafe/`. Relative path → asset.
  */
 export function expectedLayout(assets: readonly DoubleAsset[]): Map<string, DoubleAsset> {
   const byKey = new Map(assets.map((asset) => [keyOf(asset), asset]));
   const keys = [...byKey.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-  const placer = new Placer();
+  const placer = new Placer(keys);
   const layout = new Map<string, DoubleAsset>();
   for (const key of keys) layout.set(placer.place(key).relative, byKey.get(key) as DoubleAsset);
   return layout;
