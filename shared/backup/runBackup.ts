@@ -266,7 +266,8 @@ async function backup(
         continue;
       }
       const id = assetIdOf(work.item.asset);
-      const place = foldPath(placeKey(objectKeyFor(work.item.asset)).relative);
+      const key = objectKeyFor(work.item.asset);
+      const place = foldPath(placeKey(key).relative);
       try {
         const result = await oneAtATime(place, () => replicateWork(deps, work, { leaseMs: LEASE_MS }));
         switch (result.outcome) {
@@ -276,18 +277,29 @@ async function backup(
           case 'dead-lettered':
             await addRunCounters(deps, work.item.runId, { failed: 1 });
             summary.failed.push({ id, error: result.error });
-            emit({ kind: 'asset', id, outcome: 'failed', error: result.error });
+            emit({ kind: 'asset', id, outcome: 'failed', error: result.error, path: store.localPathOf(key) });
             break;
           case 'replicated':
             summary.transferred += 1;
             summary.transferredBytes += result.bytes;
             await addRunCounters(deps, work.item.runId, { replicated: 1, bytes: result.bytes });
             await queue.ack(work);
-            emit({ kind: 'asset', id, outcome: 'replicated', bytes: result.bytes });
+            emit({
+              kind: 'asset',
+              id,
+              outcome: 'replicated',
+              bytes: result.bytes,
+              path: store.localPathOf(key),
+            });
             break;
           default:
             await queue.ack(work);
-            emit({ kind: 'asset', id, outcome: result.outcome === 'gone' ? 'gone' : 'skipped' });
+            emit({
+              kind: 'asset',
+              id,
+              outcome: result.outcome === 'gone' ? 'gone' : 'skipped',
+              path: store.localPathOf(key),
+            });
         }
         settled += 1;
       } catch (error) {

@@ -16,6 +16,8 @@ export type BackupEvent =
       outcome: 'replicated' | 'skipped' | 'gone' | 'failed';
       bytes?: number;
       error?: string;
+      /** Where the asset's file is (or would be) inside the folder. */
+      path?: string;
     }
   | { kind: 'pruned'; key: string };
 

@@ -21,9 +21,12 @@ export interface ManifestEntry {
   context?: Record<string, unknown>;
   metadata?: Record<string, unknown>;
   objectKey: string;
+  /** In a local backup: the file's path inside the folder (`_unsafe/...` for a name that cannot be a path). */
+  localPath?: string;
 }
 
-export function manifestEntry(asset: SourceAsset): ManifestEntry {
+export function manifestEntry(asset: SourceAsset, localPath?: (key: string) => string): ManifestEntry {
+  const objectKey = objectKeyFor(asset);
   return {
     id: assetIdOf(asset),
     resourceType: asset.resourceType,
@@ -38,7 +41,8 @@ export function manifestEntry(asset: SourceAsset): ManifestEntry {
     tags: asset.tags,
     context: asset.context,
     metadata: asset.metadata,
-    objectKey: objectKeyFor(asset),
+    objectKey,
+    localPath: localPath?.(objectKey),
   };
 }
 
@@ -62,7 +66,8 @@ export async function writeManifestPart(
   assets: SourceAsset[],
 ): Promise<void> {
   const body = gzipSync(
-    assets.map((a) => JSON.stringify(manifestEntry(a))).join('\n') + (assets.length ? '\n' : ''),
+    assets.map((a) => JSON.stringify(manifestEntry(a, store.localPathOf?.bind(store)))).join('\n') +
+      (assets.length ? '\n' : ''),
   );
   await store.put(key, Readable.from([body]), {
     metadata: { 'manifest-entries': String(assets.length) },

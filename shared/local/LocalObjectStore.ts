@@ -18,8 +18,10 @@ import {
   placeKey,
   prepareParentDirs,
   resolveInside,
+  UNSAFE_DIR,
   UnsafePathError,
 } from './safePath.js';
+import { writeUnsafeIndex } from './unsafeIndex.js';
 import { openDatabase } from './sqlite.js';
 
 /** File name of the object index inside the control folder. */
@@ -52,11 +54,15 @@ export class LocalObjectStore implements ObjectStore {
     atFold: StatementSync;
     underFold: StatementSync;
     move: StatementSync;
+    unsafe: StatementSync;
     upsert: StatementSync;
     page: StatementSync;
   };
   /** One put per key at a time in this process, so the index row always describes the file. */
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** Names promised by `localPathOf` in this run (fold → key), and the folders they need. */
+  private readonly reserved = new Map<string, string>();
+  private readonly reservedDirs = new Set<string>();
   /** Placing files is one at a time: a file and a folder of one name are decided together. */
   private placing: Promise<unknown> = Promise.resolve();
 
@@ -87,6 +93,9 @@ export class LocalObjectStore implements ObjectStore {
       // Folds below `F/`: from `F/` up to (not including) `F0`, '0' being the character after '/'.
       underFold: this.db.prepare('SELECT key FROM objects WHERE fold >= ? AND fold < ? LIMIT 1'),
       move: this.db.prepare('UPDATE objects SET local_path = ?, fold = ? WHERE key = ?'),
+      unsafe: this.db.prepare(
+        `SELECT key, local_path FROM objects WHERE local_path >= '${UNSAFE_DIR}/' AND local_path < '${UNSAFE_DIR}0'`,
+      ),
       upsert: this.db.prepare(`
         INSERT INTO objects (key, local_path, fold, bytes, md5, metadata, content_type, file_token, stored_at)
         VALUES (:key, :local_path, :fold, :bytes, :md5, :metadata, :content_type, :file_token, :stored_at)
@@ -133,6 +142,7 @@ export class LocalObjectStore implements ObjectStore {
     options: PutOptions,
     createdAt: Date | undefined,
   ): Promise<void> {
+    const unsafeBefore = this.unsafeCount();
     const relativePath = await this.placementFor(key);
     const finalPath = await commitFile(tempPath, this.root, relativePath, createdAt);
     const info = await lstat(finalPath, { bigint: true });
@@ -147,6 +157,46 @@ export class LocalObjectStore implements ObjectStore {
       file_token: fileToken(info),
       stored_at: new Date().toISOString(),
     });
+    if (relativePath.startsWith(`${UNSAFE_DIR}/`) || this.unsafeCount() !== unsafeBefore)
+      await this.writeUnsafeIndex();
+  }
+
+  /** Where the key's file is, or where a put would place it now (the manifest and `--json` events say it). */
+  localPathOf(key: string): string {
+    const row = this.statements.byKey.get(key) as ObjectRow | undefined;
+    if (row) return row.local_path;
+    const placement = placeKey(key);
+    if (placement.unsafeReason !== undefined) return placement.relative;
+    const fold = foldPath(placement.relative);
+    if (this.clashes(key, fold)) return hashedRelativePath(key);
+    // Said once, kept: a twin listed later in this run goes under `_unsafe/`, as the put will decide.
+    this.reserved.set(fold, key);
+    for (const parent of parentFolds(fold)) this.reservedDirs.add(parent);
+    return placement.relative;
+  }
+
+  /** Whether another key has (or was promised) this name, or needs it as a folder. */
+  private clashes(key: string, fold: string): boolean {
+    const promised = this.reserved.get(fold);
+    return (
+      (promised !== undefined && promised !== key) ||
+      this.reservedDirs.has(fold) ||
+      this.statements.byFold.get(fold, key) !== undefined ||
+      this.statements.underFold.get(`${fold}/`, `${fold}0`) !== undefined
+    );
+  }
+
+  private unsafeCount(): number {
+    return this.statements.unsafe.all().length;
+  }
+
+  /** Rewrites `_unsafe/INDEX.tsv` from the index: which asset each hashed file holds. */
+  private async writeUnsafeIndex(): Promise<void> {
+    const rows = this.statements.unsafe.all() as unknown as ObjectRow[];
+    await writeUnsafeIndex(
+      this.root,
+      rows.map((row) => ({ path: row.local_path, key: row.key })),
+    );
   }
 
   async head(key: string): Promise<StoredObject | undefined> {
@@ -207,6 +257,8 @@ export class LocalObjectStore implements ObjectStore {
       const existed = (await this.statFile(relativePath)) !== undefined;
       if (existed) await removeFile(resolveInside(this.root, relativePath));
       this.db.prepare('DELETE FROM objects WHERE key = ?').run(key);
+      if (relativePath.startsWith(`${UNSAFE_DIR}/`))
+        await this.onePlacementAtATime(() => this.writeUnsafeIndex());
       return existed;
     });
   }
@@ -223,13 +275,9 @@ export class LocalObjectStore implements ObjectStore {
     const placement = placeKey(key);
     if (placement.unsafeReason !== undefined) return placement.relative;
     const fold = foldPath(placement.relative);
-    if (this.statements.byFold.get(fold, key)) return hashedRelativePath(key);
-    if (this.statements.underFold.get(`${fold}/`, `${fold}0`)) return hashedRelativePath(key);
-    const segments = fold.split('/');
-    for (let i = 1; i < segments.length; i++) {
-      for (const row of this.statements.atFold.all(
-        segments.slice(0, i).join('/'),
-      ) as unknown as ObjectRow[]) {
+    if (this.clashes(key, fold)) return hashedRelativePath(key);
+    for (const parent of parentFolds(fold)) {
+      for (const row of this.statements.atFold.all(parent) as unknown as ObjectRow[]) {
         await this.moveAside(row);
       }
     }
@@ -284,4 +332,10 @@ export class LocalObjectStore implements ObjectStore {
 /** Change token of a file: size, modification time and inode, so a replaced file never matches. */
 function fileToken(info: BigIntStats): string {
   return `${info.size}-${info.mtimeNs}-${info.ino}`;
+}
+
+/** The folders above a folded path, outermost first. */
+function parentFolds(fold: string): string[] {
+  const segments = fold.split('/');
+  return segments.slice(0, -1).map((_, i) => segments.slice(0, i + 1).join('/'));
 }

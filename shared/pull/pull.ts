@@ -4,6 +4,7 @@ import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { LOCAL_CONTROL_DIR } from '../constants.js';
 import { ConfigError, describeError } from '../errors.js';
 import { assertNoSymlinkParents, UNSAFE_DIR } from '../local/safePath.js';
+import { UNSAFE_INDEX, writeUnsafeIndex } from '../local/unsafeIndex.js';
 import {
   formatBytes,
   ProgressReporter,
@@ -371,7 +372,26 @@ export async function runPull(options: PullOptions, deps: PullDeps): Promise<Pul
 
     // 6. Prune: only after a complete listing, never on an interrupted run, never an empty listing.
     if (options.delete && !summary.interrupted) {
-      await prune(root, prefix, expectedPaths, listed.length, index, dryRun, summary, progress);
+      await prune(
+        root,
+        prefix,
+        [...expectedPaths, UNSAFE_INDEX],
+        listed.length,
+        index,
+        dryRun,
+        summary,
+        progress,
+      );
+    }
+    // 7. Say which asset each `_unsafe/` file is (the same index a backup writes).
+    if (!dryRun) {
+      const unsafe = [...index.all()].filter(
+        (r) => r.localPath.startsWith(`${UNSAFE_DIR}/`) && localFile(root, r.localPath) !== undefined,
+      );
+      await writeUnsafeIndex(
+        root,
+        unsafe.map((r) => ({ path: r.localPath, key: r.key })),
+      );
     }
   } finally {
     summary.seconds = (Date.now() - started) / 1000;
