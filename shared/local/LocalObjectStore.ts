@@ -27,6 +27,8 @@ import { openDatabase } from './sqlite.js';
 /** File name of the object index inside the control folder. */
 export const OBJECT_INDEX_FILE = 'objects.sqlite';
 const LIST_PAGE = 500;
+/** Rewrites of `_unsafe/INDEX.tsv` at most this often while a backup runs (and once on close). */
+const UNSAFE_INDEX_EVERY_MS = 2_000;
 
 interface ObjectRow {
   key: string;
@@ -63,6 +65,12 @@ export class LocalObjectStore implements ObjectStore {
   /** Names promised by `localPathOf` in this run (fold → key), and the folders they need. */
   private readonly reserved = new Map<string, string>();
   private readonly reservedDirs = new Set<string>();
+  /** Set when the put being placed moved another file under `_unsafe/`. */
+  private movedAside = false;
+  /** `_unsafe/INDEX.tsv` is behind the index; rewritten every few seconds and on close. */
+  private indexDirty = false;
+  private indexWrittenAt = 0;
+  private putSeen = false;
   /** Placing files is one at a time: a file and a folder of one name are decided together. */
   private placing: Promise<unknown> = Promise.resolve();
 
@@ -94,7 +102,8 @@ export class LocalObjectStore implements ObjectStore {
       underFold: this.db.prepare('SELECT key FROM objects WHERE fold >= ? AND fold < ? LIMIT 1'),
       move: this.db.prepare('UPDATE objects SET local_path = ?, fold = ? WHERE key = ?'),
       unsafe: this.db.prepare(
-        `SELECT key, local_path FROM objects WHERE local_path >= '${UNSAFE_DIR}/' AND local_path < '${UNSAFE_DIR}0'`,
+        // By fold, which is indexed: `_unsafe/` is all lower case, so its fold is itself.
+        `SELECT key, local_path FROM objects WHERE fold >= '${UNSAFE_DIR}/' AND fold < '${UNSAFE_DIR}0'`,
       ),
       upsert: this.db.prepare(`
         INSERT INTO objects (key, local_path, fold, bytes, md5, metadata, content_type, file_token, stored_at)
@@ -110,6 +119,7 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   close(): void {
+    if (this.db.isOpen && this.indexDirty) this.flushUnsafeIndex();
     if (this.db.isOpen) this.db.close();
   }
 
@@ -142,7 +152,7 @@ export class LocalObjectStore implements ObjectStore {
     options: PutOptions,
     createdAt: Date | undefined,
   ): Promise<void> {
-    const unsafeBefore = this.unsafeCount();
+    this.movedAside = false;
     const relativePath = await this.placementFor(key);
     const finalPath = await commitFile(tempPath, this.root, relativePath, createdAt);
     const info = await lstat(finalPath, { bigint: true });
@@ -157,8 +167,10 @@ export class LocalObjectStore implements ObjectStore {
       file_token: fileToken(info),
       stored_at: new Date().toISOString(),
     });
-    if (relativePath.startsWith(`${UNSAFE_DIR}/`) || this.unsafeCount() !== unsafeBefore)
-      await this.writeUnsafeIndex();
+    // The first put of a run rewrites it too: a killed run may have left files it does not name yet.
+    if (!this.putSeen || relativePath.startsWith(`${UNSAFE_DIR}/`) || this.movedAside) this.indexDirty = true;
+    this.putSeen = true;
+    if (this.indexDirty && Date.now() - this.indexWrittenAt >= UNSAFE_INDEX_EVERY_MS) this.flushUnsafeIndex();
   }
 
   /** Where the key's file is, or where a put would place it now (the manifest and `--json` events say it). */
@@ -186,17 +198,15 @@ export class LocalObjectStore implements ObjectStore {
     );
   }
 
-  private unsafeCount(): number {
-    return this.statements.unsafe.all().length;
-  }
-
   /** Rewrites `_unsafe/INDEX.tsv` from the index: which asset each hashed file holds. */
-  private async writeUnsafeIndex(): Promise<void> {
+  private flushUnsafeIndex(): void {
     const rows = this.statements.unsafe.all() as unknown as ObjectRow[];
-    await writeUnsafeIndex(
+    writeUnsafeIndex(
       this.root,
       rows.map((row) => ({ path: row.local_path, key: row.key })),
     );
+    this.indexDirty = false;
+    this.indexWrittenAt = Date.now();
   }
 
   async head(key: string): Promise<StoredObject | undefined> {
@@ -257,8 +267,7 @@ export class LocalObjectStore implements ObjectStore {
       const existed = (await this.statFile(relativePath)) !== undefined;
       if (existed) await removeFile(resolveInside(this.root, relativePath));
       this.db.prepare('DELETE FROM objects WHERE key = ?').run(key);
-      if (relativePath.startsWith(`${UNSAFE_DIR}/`))
-        await this.onePlacementAtATime(() => this.writeUnsafeIndex());
+      if (relativePath.startsWith(`${UNSAFE_DIR}/`)) this.indexDirty = true;
       return existed;
     });
   }
@@ -295,6 +304,7 @@ export class LocalObjectStore implements ObjectStore {
     }
     // A file changed or gone behind our back is not ours to move; its row points where it would be.
     this.statements.move.run(target, foldPath(target), row.key);
+    this.movedAside = true;
   }
 
   private async onePlacementAtATime<T>(work: () => Promise<T>): Promise<T> {

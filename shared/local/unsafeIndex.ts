@@ -1,7 +1,7 @@
-import { rename, writeFile } from 'node:fs/promises';
+import { lstatSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { decodeObjectKey } from '../keys.js';
-import { removeFile } from './files.js';
-import { prepareParentDirs, resolveInside, unsafeKeyReason, UNSAFE_DIR } from './safePath.js';
+import { resolveInside, unsafeKeyReason, UNSAFE_DIR, UnsafePathError } from './safePath.js';
 
 /** The index of `_unsafe/`: which asset each hashed file is, for people (tab-separated, one line each). */
 export const UNSAFE_INDEX = `${UNSAFE_DIR}/INDEX.tsv`;
@@ -31,13 +31,13 @@ function whyUnsafe(key: string): string {
  * Writes `_unsafe/INDEX.tsv` beside the hashed files (sorted by file, so a backup and a pull of
  * the same assets write the same bytes), or removes it when nothing is there.
  */
-export async function writeUnsafeIndex(root: string, entries: Iterable<UnsafeEntry>): Promise<void> {
+export function writeUnsafeIndex(root: string, entries: Iterable<UnsafeEntry>): void {
   const rows = [...entries]
     .filter((entry) => entry.path.startsWith(`${UNSAFE_DIR}/`) && entry.path !== UNSAFE_INDEX)
     .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const target = resolveInside(root, UNSAFE_INDEX);
   if (rows.length === 0) {
-    await removeFile(target);
+    rmSync(target, { force: true });
     return;
   }
   const lines = [HEADER.join('\t')];
@@ -57,8 +57,12 @@ export async function writeUnsafeIndex(root: string, entries: Iterable<UnsafeEnt
         .join('\t'),
     );
   }
-  await prepareParentDirs(root, UNSAFE_INDEX);
+  // `_unsafe` sits right in the destination: a real folder, never a link planted to lead elsewhere.
+  const folder = join(root, UNSAFE_DIR);
+  const info = lstatSync(folder, { throwIfNoEntry: false });
+  if (!info) mkdirSync(folder);
+  else if (!info.isDirectory()) throw new UnsafePathError(`${folder} is not a plain folder`);
   const temp = `${target}.${process.pid}.new`;
-  await writeFile(temp, `${lines.join('\n')}\n`);
-  await rename(temp, target);
+  writeFileSync(temp, `${lines.join('\n')}\n`);
+  renameSync(temp, target);
 }

@@ -388,7 +388,7 @@ export async function runPull(options: PullOptions, deps: PullDeps): Promise<Pul
       const unsafe = [...index.all()].filter(
         (r) => r.localPath.startsWith(`${UNSAFE_DIR}/`) && localFile(root, r.localPath) !== undefined,
       );
-      await writeUnsafeIndex(
+      writeUnsafeIndex(
         root,
         unsafe.map((r) => ({ path: r.localPath, key: r.key })),
       );
