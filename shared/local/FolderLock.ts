@@ -10,6 +10,8 @@ import { loadSqlite } from './sqlite.js';
 export const LOCK_DB_FILE = 'backup-lock.sqlite';
 /** Who holds the lock, for the message only: the lock itself is the database's. */
 const HOLDER_FILE = 'backup-lock.pid';
+/** How long a new backup waits for the lock before it says another one runs. */
+const LOCK_WAIT_MS = 1_000;
 /** The PID file of earlier versions, which a killed run left behind. */
 const LEGACY_LOCK_FILE = 'backup.lock';
 
@@ -24,7 +26,8 @@ export async function acquireFolderLock(dest: string): Promise<() => Promise<voi
   let db: DatabaseSync | undefined;
   try {
     db = new DatabaseSync(join(controlDir, LOCK_DB_FILE));
-    db.exec('PRAGMA busy_timeout = 0');
+    // A process killed a moment ago lets go once its last thread is gone: give it that moment.
+    db.exec(`PRAGMA busy_timeout = ${LOCK_WAIT_MS}`);
     db.exec('PRAGMA locking_mode = EXCLUSIVE');
     db.exec('BEGIN EXCLUSIVE');
   } catch (error) {
