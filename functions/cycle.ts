@@ -35,7 +35,8 @@ export interface CycleOptions {
 export type CycleEvent =
   | { kind: 'enumerated'; result: EnumerateResult }
   | { kind: 'waiting'; until: Date; runId: string }
-  | { kind: 'batch'; received: number; failed: number };
+  | { kind: 'batch'; received: number; failed: number }
+  | { kind: 'bytes'; count: number };
 
 export interface CycleSummary {
   runId: string;
@@ -152,6 +153,7 @@ export async function runCycle(options: CycleOptions = {}): Promise<CycleSummary
       const response = await replicateHandler(
         sqsEventFromMessages(messages, queueArn),
         lambdaContext(timeout, 'replicate'),
+        { onBytes: (count) => emit({ kind: 'bytes', count }) },
       );
       const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
       const done = messages.filter((m) => !failed.has(m.MessageId ?? ''));

@@ -6,7 +6,17 @@ import { engineLog, logger, metrics, MetricUnit } from './observability.js';
 /** Time kept back to report partial failures before Lambda's own deadline. */
 const DEADLINE_MARGIN_MS = 15_000;
 
-export async function replicateHandler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
+/** What a workstation caller (npm run replicate) may watch; Lambda passes nothing. */
+export interface ReplicateHandlerOptions {
+  /** Bytes copied just now, as they stream (for progress and rate). */
+  onBytes?: (count: number) => void;
+}
+
+export async function replicateHandler(
+  event: SQSEvent,
+  context: Context,
+  options: ReplicateHandlerOptions = {},
+): Promise<SQSBatchResponse> {
   const engine = await cachedAwsEngine();
   const budget = Math.max(1_000, context.getRemainingTimeInMillis() - DEADLINE_MARGIN_MS);
   const summary = await replicateRecords(
@@ -18,6 +28,7 @@ export async function replicateHandler(event: SQSEvent, context: Context): Promi
       maxReceives: engine.settings.maxReceives,
       retryBaseSeconds: engine.settings.retryBaseSeconds,
       log: engineLog,
+      onBytes: options.onBytes,
     },
     event.Records,
     { deadline: Date.now() + budget, concurrency: engine.settings.workerConcurrency },
@@ -40,4 +51,4 @@ export const handler = middy<SQSEvent, SQSBatchResponse, Error, Context>()
     metrics.publishStoredMetrics();
     logger.error('replicate batch failed', { error: describeError(request.error) });
   })
-  .handler(replicateHandler);
+  .handler((event, context) => replicateHandler(event, context));

@@ -13,7 +13,7 @@ export * from './engine/enumerate.js';
 export * from './engine/replicate.js';
 export * from './engine/batch.js';
 export { mapLimit } from './concurrency.js';
-export { createAwsClients, type AwsClients } from './aws/clients.js';
+export { awsClientConfig, createAwsClients, type AwsClients } from './aws/clients.js';
 export {
   awsEngineFromEnv,
   cachedAwsEngine,
@@ -24,6 +24,8 @@ export { scheduleContinuation, type ContinuationTarget } from './aws/continuatio
 export { cloudinaryCredentialsFromSecret } from './aws/cloudinarySecret.js';
 export { SqsWorkQueue, workFromSqsRecord, sqsEventFromMessages } from './aws/SqsWorkQueue.js';
 export {
+  asUsage,
+  exitWhenDone,
   formatHelp,
   outputModeFor,
   parseArgs,

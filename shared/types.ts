@@ -132,6 +132,8 @@ export interface ObjectStore {
   head(key: string): Promise<StoredObject | undefined>;
   list(prefix: string): AsyncIterable<StoredObject>;
   get(key: string, range?: { start: number; end?: number }): Promise<Readable>;
+  /** A folder store: the file's path inside the folder (`_unsafe/<sha256>` for names that cannot be paths). */
+  localPathOf?(key: string): string;
 }
 
 export type AssetStatus = 'replicated' | 'failed' | 'deleted-at-source';

@@ -385,7 +385,8 @@ describe('npm run backup', { timeout: 60_000 }, () => {
     expect(bad.err()).toContain('rejected the credentials');
     expect(bad.err() + bad.out()).not.toContain(wrongSecret);
     expect(bad.err() + bad.out()).not.toContain(double.apiSecret);
-    expect(unsetCode).toBe(1);
+    // A missing setting is a usage error (README: exit code 2).
+    expect(unsetCode).toBe(2);
     expect(unset.err()).toContain('CLOUDINARY_URL is not set');
   });
 

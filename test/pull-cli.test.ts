@@ -108,8 +108,10 @@ describe('npm run pull, the command', () => {
       results.push({ code, err: io.err.join('') });
     }
 
-    expect(results.map((r) => r.code)).toEqual([1, 1, 1, 1]);
-    for (const { err } of results) expect(err.trim().split('\n')).toHaveLength(1);
+    // No bucket named at all is a usage error (exit 2, with the pointer to --help).
+    expect(results.map((r) => r.code)).toEqual([1, 1, 1, 2]);
+    for (const { err } of results.slice(0, 3)) expect(err.trim().split('\n')).toHaveLength(1);
+    expect(results[3]?.err.trim().split('\n')).toEqual([expect.any(String), 'Run with --help for usage.']);
     expect(results[0]?.err).toContain('does not exist: plug in the drive or create the folder');
     expect(results[1]?.err).toContain('is a file, not a folder');
     expect(results[2]?.err).toContain('does not exist (or is in another account)');

@@ -13,6 +13,7 @@ import { placeKey } from '../shared/local/safePath.js';
 import { runPull, type PullOptions, type PullSummary } from '../shared/pull/index.js';
 import type { ResourceType } from '../shared/types.js';
 import { useMotoEnvironment } from './support/awsTestBed.js';
+import { UNSAFE_INDEX } from '../shared/local/unsafeIndex.js';
 
 interface Seed {
   key: string;
@@ -127,12 +128,13 @@ function tempDir(label: string): string {
 }
 
 /** Every regular file under `dir` (outside the control folder), as relative paths. */
+/** The files the objects became (the `_unsafe/` index is not one of them). */
 async function filesUnder(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
   return entries
     .filter((e) => e.isFile())
     .map((e) => relative(dir, join(e.parentPath, e.name)).split('\\').join('/'))
-    .filter((p) => !p.startsWith(`${LOCAL_CONTROL_DIR}/`))
+    .filter((p) => !p.startsWith(`${LOCAL_CONTROL_DIR}/`) && p !== UNSAFE_INDEX)
     .sort();
 }
 
@@ -340,6 +342,8 @@ describe('npm run pull on a moto bucket', () => {
     expect(await readdir(parent)).toEqual(['dest']);
     const files = await filesUnder(dest);
     expect(files).toHaveLength(hostile.length);
+    const index = await readFile(join(dest, ...UNSAFE_INDEX.split('/')), 'utf8');
+    expect(index.trim().split('\n')).toHaveLength(hostile.length + 1);
     for (const file of files) {
       expect(file.startsWith('_unsafe/')).toBe(true);
       expect(relative(dest, resolve(dest, file)).startsWith('..')).toBe(false);

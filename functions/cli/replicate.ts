@@ -1,5 +1,7 @@
 import { pathToFileURL } from 'node:url';
 import {
+  asUsage,
+  parseCloudinaryUrl,
   ProgressReporter,
   formatDuration,
   formatHelp,
@@ -10,6 +12,7 @@ import {
   type CliStreams,
   type CommandSpec,
   type FlagSpec,
+  exitWhenDone,
 } from '../../shared/index.js';
 import { runCycle } from '../cycle.js';
 import { envFromStack } from './stackEnv.js';
@@ -50,6 +53,8 @@ export async function replicateMain(
       }
       const stack = flags.stack ?? env.STACK_NAME;
       if (stack) await envFromStack(stack, env);
+      // A deployed stack's secret is read later; a workstation's CLOUDINARY_URL is checked before anything runs.
+      if (!env.CLOUDINARY_SECRET_ID?.trim()) await asUsage(() => parseCloudinaryUrl(env.CLOUDINARY_URL));
       const out = streams.stdout as NodeJS.WritableStream & { isTTY?: boolean };
       const mode = outputModeFor(out, flags.json);
       const progress = new ProgressReporter({ stream: out, mode, label: 'replicate' });
@@ -70,6 +75,8 @@ export async function replicateMain(
             progress.message(`Admin API budget spent: the listing continues in ${formatDuration(seconds)}.`, {
               until: event.until.toISOString(),
             });
+          } else if (event.kind === 'bytes') {
+            progress.addBytes(event.count);
           } else {
             handled += event.received - event.failed;
             for (let i = 0; i < event.received - event.failed; i++) progress.fileDone();
@@ -98,5 +105,5 @@ export async function replicateMain(
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  process.exitCode = await replicateMain(process.argv.slice(2));
+  exitWhenDone(await replicateMain(process.argv.slice(2)));
 }

@@ -1,6 +1,7 @@
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { pathToFileURL } from 'node:url';
 import {
+  awsClientConfig,
   readCloudFormationOutput,
   formatHelp,
   parseArgs,
@@ -9,6 +10,7 @@ import {
   type CliStreams,
   type CommandSpec,
   type FlagSpec,
+  exitWhenDone,
 } from '../../shared/index.js';
 
 export const RUN_NOW_COMMAND = {
@@ -32,7 +34,7 @@ export async function runNowMain(
   argv: readonly string[],
   streams: CliStreams = { stdout: process.stdout, stderr: process.stderr },
   env: NodeJS.ProcessEnv = process.env,
-  lambda: Pick<LambdaClient, 'send'> = new LambdaClient({}),
+  lambda: Pick<LambdaClient, 'send'> = new LambdaClient(awsClientConfig(env)),
   readOutput: typeof readCloudFormationOutput = readCloudFormationOutput,
 ): Promise<number> {
   return runCli(
@@ -81,5 +83,5 @@ export async function runNowMain(
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  process.exitCode = await runNowMain(process.argv.slice(2));
+  exitWhenDone(await runNowMain(process.argv.slice(2)));
 }

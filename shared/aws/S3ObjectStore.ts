@@ -22,6 +22,7 @@ import {
 } from '../errors.js';
 import { VerifyingStream } from '../hashing.js';
 import type { ObjectStore, PutOptions, PutResult, StoredObject } from '../types.js';
+import { contentTypeOf } from '../contentType.js';
 
 const MiB = 1024 * 1024;
 /** S3's smallest part (except the last) and most parts in one multipart upload. */
@@ -140,7 +141,7 @@ export class S3ObjectStore implements ObjectStore {
         Key: key,
         Body: verifier,
         Metadata: metadata,
-        ContentType: options.contentType,
+        ContentType: options.contentType ?? contentTypeOf(key),
       },
       partSize,
       queueSize: this.queueSize,

@@ -1,23 +1,33 @@
-import { existsSync } from 'node:fs';
 import { access, constants, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CloudinarySource } from '../cloudinary/CloudinarySource.js';
-import { listingsOf, type CloudinaryCredentials, type EngineSettings } from '../config.js';
+import type { CloudinaryCredentials, EngineSettings } from '../config.js';
 import { LOCAL_CONTROL_DIR } from '../constants.js';
 import { unavailableNotes } from '../cloudinary/listingCapabilities.js';
 import { ConfigError, describeError, RetryableError } from '../errors.js';
 import { assetIdOf, objectKeyFor } from '../keys.js';
 import { removeFile } from '../local/files.js';
-import { LocalObjectStore, OBJECT_INDEX_FILE } from '../local/LocalObjectStore.js';
+import { acquireFolderLock } from '../local/FolderLock.js';
+import { refuseSystemFolder } from '../local/systemFolders.js';
+import { LocalObjectStore } from '../local/LocalObjectStore.js';
 import { foldPath, placeKey } from '../local/safePath.js';
-import { SqliteStateStore, STATE_FILE } from '../local/SqliteStateStore.js';
+import { SqliteStateStore } from '../local/SqliteStateStore.js';
 import { MemoryWorkQueue } from '../memory/MemoryWorkQueue.js';
-import { needsTransfer } from '../engine/decide.js';
 import { enumerate } from '../engine/enumerate.js';
 import { manifestKey } from '../engine/manifest.js';
 import { addRunCounters, replicateWork } from '../engine/replicate.js';
 import { silentLog, type Log } from '../engine/log.js';
-import type { AssetState, RunRecord, WorkItem, WorkQueue } from '../types.js';
+import type { RunRecord, WorkItem, WorkQueue } from '../types.js';
+import { dryRun } from './dryRun.js';
+import {
+  emptySummary,
+  PARTIALS_DIR,
+  realSleepUntil,
+  type BackupEvent,
+  type BackupSummary,
+} from './summary.js';
+
+export type { BackupEvent, BackupSummary } from './summary.js';
 
 export interface BackupOptions {
   dest: string;
@@ -39,75 +49,6 @@ export interface BackupOptions {
   log?: Log;
 }
 
-export type BackupEvent =
-  | {
-      kind: 'listed';
-      listed: number;
-      enqueued: number;
-      totalListed: number;
-      totalEnqueued: number;
-      enqueuedBytes: number;
-    }
-  | { kind: 'waiting'; until: Date }
-  | { kind: 'bytes'; count: number }
-  | {
-      kind: 'asset';
-      id: string;
-      outcome: 'replicated' | 'skipped' | 'gone' | 'failed';
-      bytes?: number;
-      error?: string;
-    }
-  | { kind: 'pruned'; key: string };
-
-export interface BackupSummary {
-  dest: string;
-  runId?: string;
-  status: 'completed' | 'paused' | 'dry-run';
-  resumeAt?: string;
-  listed: number;
-  toTransfer: number;
-  toTransferBytes: number;
-  transferred: number;
-  transferredBytes: number;
-  unchanged: number;
-  deletedAtSource: number;
-  failed: Array<{ id: string; error: string }>;
-  pruned: string[];
-  manifest?: string;
-  /** Copies made in this run whose bytes could only be checked by their count (no etag listed). */
-  verifiedBySize: number;
-  /** Earlier size-only copies whose MD5 an etag now confirmed, without downloading them. */
-  verifiedLater: number;
-  /** What this account's listing could not give (Search tier, no Search), one line each. */
-  unavailable: string[];
-}
-
-function emptySummary(dest: string, status: BackupSummary['status']): BackupSummary {
-  return {
-    dest,
-    status,
-    listed: 0,
-    toTransfer: 0,
-    toTransferBytes: 0,
-    transferred: 0,
-    transferredBytes: 0,
-    unchanged: 0,
-    deletedAtSource: 0,
-    failed: [],
-    pruned: [],
-    verifiedBySize: 0,
-    verifiedLater: 0,
-    unavailable: [],
-  };
-}
-
-const realSleepUntil = (at: Date) =>
-  new Promise<void>((r) => setTimeout(r, Math.max(0, at.getTime() - Date.now())));
-
-/** Where LocalObjectStore streams files before their rename; only `*.part` files are ours to clear. */
-const PARTIALS_DIR = 'tmp';
-/** Held while a backup writes into a folder, so two backups never share (or clear) partial files. */
-const LOCK_FILE = 'backup.lock';
 /**
  * Copy leases guard against a second delivery of one SQS message. Here the folder lock keeps other
  * processes out and the in-memory queue hands each message to one worker at a time, so a lease can
@@ -147,37 +88,6 @@ async function checkDryRunDestination(dest: string): Promise<void> {
   }
 }
 
-/** Takes the folder's backup lock; one left by a process that no longer runs (kill -9) is taken over. */
-async function acquireLock(dest: string): Promise<() => Promise<void>> {
-  const lockPath = join(dest, LOCAL_CONTROL_DIR, LOCK_FILE);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await writeFile(lockPath, `${process.pid}\n`, { flag: 'wx' });
-      return () => removeFile(lockPath);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw unwritable(dest, error);
-      const holder = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isRunning(holder)) {
-        throw new ConfigError(
-          `another backup into ${dest} is running (process ${holder}); wait for it to finish, or stop it.`,
-        );
-      }
-      await removeFile(lockPath);
-    }
-  }
-  throw new ConfigError(`could not take ${lockPath}; is another backup starting right now? Try again.`);
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists but belongs to someone else.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Half-written files of a killed backup: never under a final name, but they would fill the disk. */
 async function removeStalePartials(dest: string): Promise<void> {
   const dir = join(dest, LOCAL_CONTROL_DIR, PARTIALS_DIR);
@@ -210,12 +120,19 @@ export async function runBackup(options: BackupOptions): Promise<BackupSummary> 
     log,
     now,
   });
+  await refuseSystemFolder(options.dest);
   if (options.dryRun) {
     await checkDryRunDestination(dest);
-    return dryRun(dest, source, options, emit);
+    return dryRun(dest, source, options, now, emit);
   }
   await ensureWritable(dest);
-  const release = await acquireLock(dest);
+  let release: () => Promise<void>;
+  try {
+    // Held while a backup writes into a folder, so two backups never share (or clear) partial files.
+    release = await acquireFolderLock(dest);
+  } catch (error) {
+    throw error instanceof ConfigError ? error : unwritable(dest, error);
+  }
   try {
     await removeStalePartials(dest);
     const state = new SqliteStateStore(dest);
@@ -365,7 +282,8 @@ async function backup(
         continue;
       }
       const id = assetIdOf(work.item.asset);
-      const place = foldPath(placeKey(objectKeyFor(work.item.asset)).relative);
+      const key = objectKeyFor(work.item.asset);
+      const place = foldPath(placeKey(key).relative);
       try {
         const result = await oneAtATime(place, () => replicateWork(deps, work, { leaseMs: LEASE_MS }));
         switch (result.outcome) {
@@ -375,7 +293,7 @@ async function backup(
           case 'dead-lettered':
             await addRunCounters(deps, work.item.runId, { failed: 1 });
             summary.failed.push({ id, error: result.error });
-            emit({ kind: 'asset', id, outcome: 'failed', error: result.error });
+            emit({ kind: 'asset', id, outcome: 'failed', error: result.error, path: store.localPathOf(key) });
             break;
           case 'replicated':
             summary.transferred += 1;
@@ -383,11 +301,22 @@ async function backup(
             if (result.verifiedBy === 'size') summary.verifiedBySize += 1;
             await addRunCounters(deps, work.item.runId, { replicated: 1, bytes: result.bytes });
             await queue.ack(work);
-            emit({ kind: 'asset', id, outcome: 'replicated', bytes: result.bytes });
+            emit({
+              kind: 'asset',
+              id,
+              outcome: 'replicated',
+              bytes: result.bytes,
+              path: store.localPathOf(key),
+            });
             break;
           default:
             await queue.ack(work);
-            emit({ kind: 'asset', id, outcome: result.outcome === 'gone' ? 'gone' : 'skipped' });
+            emit({
+              kind: 'asset',
+              id,
+              outcome: result.outcome === 'gone' ? 'gone' : 'skipped',
+              path: store.localPathOf(key),
+            });
         }
         settled += 1;
       } catch (error) {
@@ -480,80 +409,4 @@ async function pruneDeleted(
     }
   }
   return pruned;
-}
-
-/**
- * Lists and compares without writing anything: not the folder, not the state (an existing state
- * is read; without one everything would be copied), not a manifest.
- */
-async function dryRun(
-  dest: string,
-  source: CloudinarySource,
-  options: BackupOptions,
-  emit: (event: BackupEvent) => void,
-): Promise<BackupSummary> {
-  const controlDir = join(dest, LOCAL_CONTROL_DIR);
-  const hasState = existsSync(join(controlDir, STATE_FILE));
-  const state = new SqliteStateStore(dest, hasState ? {} : { file: ':memory:' });
-  try {
-    const summary = emptySummary(dest, 'dry-run');
-    // What earlier runs learned about the account's Search: no call spent learning it again.
-    const learned = (await state.latestRun())?.listingCapabilities;
-    if (learned) source.useCapabilities(learned);
-    const seen = new Set<string>();
-    const listings = listingsOf(options.settings);
-    for (const listing of listings) {
-      let cursor: string | undefined;
-      do {
-        const page = await source.listPage(listing, cursor);
-        const states = await state.getMany(page.assets.map(assetIdOf));
-        for (const asset of page.assets) {
-          const id = assetIdOf(asset);
-          seen.add(id);
-          summary.listed += 1;
-          if (needsTransfer(asset, states.get(id))) {
-            summary.toTransfer += 1;
-            summary.toTransferBytes += asset.bytes;
-          } else summary.unchanged += 1;
-        }
-        emit({
-          kind: 'listed',
-          listed: page.assets.length,
-          enqueued: 0,
-          totalListed: summary.listed,
-          totalEnqueued: summary.toTransfer,
-          enqueuedBytes: summary.toTransferBytes,
-        });
-        cursor = page.nextCursor;
-      } while (cursor);
-    }
-    // As the real run decides: what a complete listing no longer returns is deleted at the source.
-    const covered = new Set(listings.map((l) => `${l.resourceType}/${l.deliveryType}`));
-    const gone: AssetState[] = [];
-    for await (const asset of state.listAssets()) {
-      if (!covered.has(`${asset.resourceType}/${asset.deliveryType}`) || seen.has(asset.id)) continue;
-      if (asset.status !== 'deleted-at-source') summary.deletedAtSource += 1;
-      gone.push(asset);
-    }
-    if (options.prune) summary.pruned = await presentCopies(dest, gone);
-    summary.unavailable = unavailableNotes(source.capabilities);
-    return summary;
-  } finally {
-    state.close();
-  }
-}
-
-/** The object keys among `assets` whose copy is still in the folder (what --delete would remove). */
-async function presentCopies(dest: string, assets: AssetState[]): Promise<string[]> {
-  const controlDir = join(dest, LOCAL_CONTROL_DIR);
-  if (assets.length === 0 || !existsSync(join(controlDir, OBJECT_INDEX_FILE))) return [];
-  if (!existsSync(join(controlDir, PARTIALS_DIR))) return [];
-  const store = new LocalObjectStore(dest);
-  try {
-    const present: string[] = [];
-    for (const asset of assets) if (await store.head(asset.objectKey)) present.push(asset.objectKey);
-    return present;
-  } finally {
-    store.close();
-  }
 }

@@ -1,4 +1,4 @@
-import { describeError, FatalError, redactSecrets } from '../errors.js';
+import { ConfigError, describeError, FatalError, redactSecrets } from '../errors.js';
 
 /** One command-line option; its key in the spec (camelCase) becomes `--kebab-case`. */
 export interface FlagSpec {
@@ -48,6 +48,16 @@ export class UsageError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'UsageError';
+  }
+}
+
+/** Runs a check of what the user gave; its ConfigError becomes a usage error (exit code 2). */
+export async function asUsage<T>(check: () => T | Promise<T>): Promise<T> {
+  try {
+    return await check();
+  } catch (error) {
+    if (error instanceof ConfigError) throw new UsageError(error.message);
+    throw error;
   }
 }
 
@@ -221,6 +231,18 @@ export async function runCli(
     }
     return 1;
   }
+}
+
+/** How long a finished command waits for what a library left open before it exits anyway. */
+const EXIT_GRACE_MS = 1_000;
+
+/**
+ * Ends a command's process with `code`: at once when nothing is left open, else after a short
+ * grace, so a socket or timer some library keeps can never hold a finished command forever.
+ */
+export function exitWhenDone(code: number): void {
+  process.exitCode = code;
+  setTimeout(() => process.exit(code), EXIT_GRACE_MS).unref();
 }
 
 /** Whether output should be for people (a TTY) or for pipes; `--json` wins over both. */

@@ -4,6 +4,8 @@ import { runBackup, type BackupEvent, type BackupSummary } from '../backup/runBa
 import { parseCloudinaryUrl, settingsFromEnv, type CloudinaryCredentials } from '../config.js';
 import { formatBytes, formatDuration, ProgressReporter } from '../progress.js';
 import {
+  asUsage,
+  exitWhenDone,
   formatHelp,
   outputModeFor,
   parseArgs,
@@ -56,9 +58,10 @@ export interface BackupCliOptions {
 export function backupDisplay(
   out: NodeJS.WritableStream & { isTTY?: boolean; columns?: number },
   json?: boolean,
+  clock: { now?: () => number } = {},
 ) {
   const mode = outputModeFor(out, json);
-  const progress = new ProgressReporter({ stream: out, mode, label: 'backup' });
+  const progress = new ProgressReporter({ stream: out, mode, label: 'backup', now: clock.now });
   let countdown: NodeJS.Timeout | undefined;
   // On a terminal the status line stands in for the bar: show it only while there is nothing else to show.
   let showing: 'listing' | 'countdown' | undefined;
@@ -75,9 +78,10 @@ export function backupDisplay(
     switch (event.kind) {
       case 'listed':
         stopCountdown();
-        progress.setTotals({ files: event.totalEnqueued, bytes: event.enqueuedBytes || undefined });
+        // The status first: a line drawn by setTotals must show this page's count, not the last one's.
         if (transferring) show(undefined);
         else show('listing', `listing… ${event.totalListed.toLocaleString('en-US')} assets seen`);
+        progress.setTotals({ files: event.totalEnqueued, bytes: event.enqueuedBytes || undefined });
         break;
       case 'bytes':
         transferring = true;
@@ -117,6 +121,8 @@ export function backupDisplay(
   };
   const finish = (summary: BackupSummary): void => {
     stopCountdown();
+    // Piped, status lines come every few seconds: end the listing's with its final count.
+    if (mode === 'plain' && showing === 'listing') out.write(`${progress.statusLine()}\n`);
     show(undefined);
     progress.stop();
     if (mode === 'json') {
@@ -130,6 +136,14 @@ export function backupDisplay(
 
 export function formatSummary(s: BackupSummary): string {
   const lines: string[] = [];
+  if (s.status === 'dry-run' && s.resumeAt !== undefined) {
+    lines.push(
+      `Dry run of ${s.dest} stopped at the Admin API limit (--no-wait) after ${s.listed} assets: so far ` +
+        `${s.toTransfer} would be copied (${formatBytes(s.toTransferBytes)}), ${s.unchanged} unchanged. ` +
+        `Run it again after ${s.resumeAt}, or without --no-wait to wait for the budget and see the whole account.`,
+    );
+    return lines.join('\n');
+  }
   if (s.status === 'dry-run') {
     lines.push(
       `Dry run of ${s.dest}: ${s.listed} assets at Cloudinary, ${s.toTransfer} would be copied ` +
@@ -200,7 +214,8 @@ export async function backupMain(
       if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
         throw new UsageError('--concurrency must be a whole number from 1 to 64');
       }
-      const credentials = options.credentials ?? parseCloudinaryUrl(env.CLOUDINARY_URL);
+      const credentials =
+        options.credentials ?? (await asUsage(() => parseCloudinaryUrl(env.CLOUDINARY_URL)));
       const out = streams.stdout as NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
       const display = backupDisplay(out, flags.json);
       if (options.title && !flags.json) out.write(`${options.title}\n`);
@@ -216,12 +231,12 @@ export async function backupMain(
       });
       display.finish(summary);
       if (summary.failed.length > 0) return 1;
-      return summary.status === 'paused' ? EXIT_PAUSED : 0;
+      return summary.resumeAt !== undefined ? EXIT_PAUSED : 0;
     },
     { name: 'backup', streams },
   );
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  process.exitCode = await backupMain(process.argv.slice(2));
+  exitWhenDone(await backupMain(process.argv.slice(2)));
 }

@@ -9,7 +9,15 @@ import { ConfigError } from '../errors.js';
 import { objectKeyFor } from '../keys.js';
 import { LocalObjectStore } from '../local/LocalObjectStore.js';
 import { formatBytes } from '../progress.js';
-import { formatHelp, parseArgs, runCli, type CliStreams, type CommandSpec, type FlagSpec } from './args.js';
+import {
+  exitWhenDone,
+  formatHelp,
+  parseArgs,
+  runCli,
+  type CliStreams,
+  type CommandSpec,
+  type FlagSpec,
+} from './args.js';
 import { backupMain } from './backup.js';
 
 export const DEMO_COMMAND = {
@@ -178,5 +186,5 @@ export async function demoMain(
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  process.exitCode = await demoMain(process.argv.slice(2));
+  exitWhenDone(await demoMain(process.argv.slice(2)));
 }

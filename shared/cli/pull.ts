@@ -4,6 +4,8 @@ import { resolveBucket } from '../pull/setup.js';
 import { runPull } from '../pull/pull.js';
 import { parseByteRate } from '../pull/throttle.js';
 import {
+  asUsage,
+  exitWhenDone,
   formatHelp,
   outputModeFor,
   parseArgs,
@@ -95,7 +97,11 @@ export async function pullMain(
       if (flags.bwlimit !== undefined && bwlimit === undefined) {
         throw new UsageError(`--bwlimit needs a rate such as 2M or 500k (got "${flags.bwlimit}")`);
       }
-      const bucket = await resolveBucket({ bucket: flags.bucket, stack: flags.stack }, env);
+      const bucketChoice = { bucket: flags.bucket, stack: flags.stack };
+      // Naming no bucket at all is a usage error; a stack without the output is not.
+      if (!bucketChoice.bucket && !env.BACKUP_BUCKET && !bucketChoice.stack && !env.STACK_NAME)
+        await asUsage(() => resolveBucket(bucketChoice, env));
+      const bucket = await resolveBucket(bucketChoice, env);
 
       const out = streams.stdout as NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
       const abort = new AbortController();
@@ -135,5 +141,5 @@ export async function pullMain(
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  process.exitCode = await pullMain(process.argv.slice(2));
+  exitWhenDone(await pullMain(process.argv.slice(2)));
 }

@@ -1,3 +1,5 @@
+import http from 'node:http';
+import https from 'node:https';
 import {
   DEFAULT_SETTINGS,
   reserveFor,
@@ -268,7 +270,7 @@ export class CloudinarySource implements AssetSource {
     what: string,
     call: (
       sdk: Awaited<ReturnType<typeof loadCloudinarySdk>>,
-      auth: Record<string, string>,
+      auth: Record<string, unknown>,
     ) => Promise<unknown>,
     counted: CallCount = { calls: 0 },
     refusal?: (status: number, message: string) => ReplicatorError | undefined,
@@ -305,11 +307,14 @@ export class CloudinarySource implements AssetSource {
     what: string,
     call: (
       sdk: Awaited<ReturnType<typeof loadCloudinarySdk>>,
-      auth: Record<string, string>,
+      auth: Record<string, unknown>,
     ) => Promise<unknown>,
     refusal?: (status: number, message: string) => ReplicatorError | undefined,
   ): Promise<T> {
     const sdk = await loadCloudinarySdk(this.credentials);
+    // A socket of this call only: destroying it at the deadline aborts the request, so a silent
+    // server can never keep the process alive.
+    const agent = this.credentials.apiOrigin.startsWith('http:') ? new http.Agent() : new https.Agent();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -319,8 +324,10 @@ export class CloudinarySource implements AssetSource {
       );
     });
     try {
-      const result = (await Promise.race([call(sdk, callOptions(this.credentials)), deadline])) as T &
-        SdkPage;
+      const result = (await Promise.race([
+        call(sdk, { ...callOptions(this.credentials), agent }),
+        deadline,
+      ])) as T & SdkPage;
       this.lastRateLimit = readRateLimit(result) ?? this.lastRateLimit;
       this.onAdminCall?.(readRateLimit(result));
       return result;
@@ -348,6 +355,7 @@ export class CloudinarySource implements AssetSource {
       throw normalized;
     } finally {
       clearTimeout(timer);
+      agent.destroy();
     }
   }
 

@@ -25,9 +25,12 @@ export interface ManifestEntry {
   objectKey: string;
   /** What the listing could not give (`metadata` refused by the Search tier, `etag` without Search). */
   unavailable?: string[];
+  /** In a local backup: the file's path inside the folder (`_unsafe/...` for a name that cannot be a path). */
+  localPath?: string;
 }
 
-export function manifestEntry(asset: SourceAsset): ManifestEntry {
+export function manifestEntry(asset: SourceAsset, localPath?: (key: string) => string): ManifestEntry {
+  const objectKey = objectKeyFor(asset);
   return {
     id: assetIdOf(asset),
     resourceType: asset.resourceType,
@@ -42,8 +45,9 @@ export function manifestEntry(asset: SourceAsset): ManifestEntry {
     tags: asset.tags,
     context: asset.context,
     metadata: asset.metadata,
-    objectKey: objectKeyFor(asset),
+    objectKey,
     unavailable: asset.unavailable,
+    localPath: localPath?.(objectKey),
   };
 }
 
@@ -67,7 +71,8 @@ export async function writeManifestPart(
   assets: SourceAsset[],
 ): Promise<void> {
   const body = gzipSync(
-    assets.map((a) => JSON.stringify(manifestEntry(a))).join('\n') + (assets.length ? '\n' : ''),
+    assets.map((a) => JSON.stringify(manifestEntry(a, store.localPathOf?.bind(store)))).join('\n') +
+      (assets.length ? '\n' : ''),
   );
   // The MD5 goes in with the object: a store never has to tag a version after the fact.
   await store.put(key, Readable.from([body]), {

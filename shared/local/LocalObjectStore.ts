@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdirSync, type BigIntStats } from 'node:fs';
-import { lstat } from 'node:fs/promises';
+import { lstat, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -16,14 +16,19 @@ import {
   hashedRelativePath,
   openNoFollow,
   placeKey,
+  prepareParentDirs,
   resolveInside,
+  UNSAFE_DIR,
   UnsafePathError,
 } from './safePath.js';
+import { writeUnsafeIndex } from './unsafeIndex.js';
 import { openDatabase } from './sqlite.js';
 
 /** File name of the object index inside the control folder. */
 export const OBJECT_INDEX_FILE = 'objects.sqlite';
 const LIST_PAGE = 500;
+/** Rewrites of `_unsafe/INDEX.tsv` at most this often while a backup runs (and once on close). */
+const UNSAFE_INDEX_EVERY_MS = 2_000;
 
 interface ObjectRow {
   key: string;
@@ -48,11 +53,26 @@ export class LocalObjectStore implements ObjectStore {
   private readonly statements: {
     byKey: StatementSync;
     byFold: StatementSync;
+    atFold: StatementSync;
+    underFold: StatementSync;
+    move: StatementSync;
+    unsafe: StatementSync;
     upsert: StatementSync;
     page: StatementSync;
   };
   /** One put per key at a time in this process, so the index row always describes the file. */
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** Names promised by `localPathOf` in this run (fold → key), and the folders they need. */
+  private readonly reserved = new Map<string, string>();
+  private readonly reservedDirs = new Set<string>();
+  /** Set when the put being placed moved another file under `_unsafe/`. */
+  private movedAside = false;
+  /** `_unsafe/INDEX.tsv` is behind the index; rewritten every few seconds and on close. */
+  private indexDirty = false;
+  private indexWrittenAt = 0;
+  private putSeen = false;
+  /** Placing files is one at a time: a file and a folder of one name are decided together. */
+  private placing: Promise<unknown> = Promise.resolve();
 
   constructor(root: string) {
     this.root = root;
@@ -77,6 +97,14 @@ export class LocalObjectStore implements ObjectStore {
     this.statements = {
       byKey: this.db.prepare('SELECT * FROM objects WHERE key = ?'),
       byFold: this.db.prepare('SELECT key FROM objects WHERE fold = ? AND key <> ? LIMIT 1'),
+      atFold: this.db.prepare('SELECT * FROM objects WHERE fold = ?'),
+      // Folds below `F/`: from `F/` up to (not including) `F0`, '0' being the character after '/'.
+      underFold: this.db.prepare('SELECT key FROM objects WHERE fold >= ? AND fold < ? LIMIT 1'),
+      move: this.db.prepare('UPDATE objects SET local_path = ?, fold = ? WHERE key = ?'),
+      unsafe: this.db.prepare(
+        // By fold, which is indexed: `_unsafe/` is all lower case, so its fold is itself.
+        `SELECT key, local_path FROM objects WHERE fold >= '${UNSAFE_DIR}/' AND fold < '${UNSAFE_DIR}0'`,
+      ),
       upsert: this.db.prepare(`
         INSERT INTO objects (key, local_path, fold, bytes, md5, metadata, content_type, file_token, stored_at)
         VALUES (:key, :local_path, :fold, :bytes, :md5, :metadata, :content_type, :file_token, :stored_at)
@@ -91,6 +119,7 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   close(): void {
+    if (this.db.isOpen && this.indexDirty) this.flushUnsafeIndex();
     if (this.db.isOpen) this.db.close();
   }
 
@@ -99,7 +128,6 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   private async putUnlocked(key: string, body: Readable, options: PutOptions): Promise<PutResult> {
-    const relativePath = this.placementFor(key);
     const tempPath = join(this.tmpDir, `${randomUUID()}.part`);
     const verifier = new VerifyingStream(options.expected ?? {}, key);
     try {
@@ -108,25 +136,77 @@ export class LocalObjectStore implements ObjectStore {
         signal: options.signal,
       });
       const createdAt = options.createdAt ? new Date(options.createdAt) : undefined;
-      const finalPath = await commitFile(tempPath, this.root, relativePath, createdAt);
-      const info = await lstat(finalPath, { bigint: true });
-      this.statements.upsert.run({
-        key,
-        local_path: relativePath,
-        fold: foldPath(relativePath),
-        bytes: verifier.bytes,
-        md5: verifier.md5,
-        metadata: JSON.stringify(options.metadata),
-        content_type: options.contentType ?? null,
-        file_token: fileToken(info),
-        stored_at: new Date().toISOString(),
-      });
+      await this.onePlacementAtATime(() => this.commit(key, tempPath, verifier, options, createdAt));
       return { key, bytes: verifier.bytes, md5: verifier.md5 };
     } catch (error) {
       body.destroy();
       await removeFile(tempPath);
       throw error;
     }
+  }
+
+  private async commit(
+    key: string,
+    tempPath: string,
+    verifier: VerifyingStream,
+    options: PutOptions,
+    createdAt: Date | undefined,
+  ): Promise<void> {
+    this.movedAside = false;
+    const relativePath = await this.placementFor(key);
+    const finalPath = await commitFile(tempPath, this.root, relativePath, createdAt);
+    const info = await lstat(finalPath, { bigint: true });
+    this.statements.upsert.run({
+      key,
+      local_path: relativePath,
+      fold: foldPath(relativePath),
+      bytes: verifier.bytes,
+      md5: verifier.md5,
+      metadata: JSON.stringify(options.metadata),
+      content_type: options.contentType ?? null,
+      file_token: fileToken(info),
+      stored_at: new Date().toISOString(),
+    });
+    // The first put of a run rewrites it too: a killed run may have left files it does not name yet.
+    if (!this.putSeen || relativePath.startsWith(`${UNSAFE_DIR}/`) || this.movedAside) this.indexDirty = true;
+    this.putSeen = true;
+    if (this.indexDirty && Date.now() - this.indexWrittenAt >= UNSAFE_INDEX_EVERY_MS) this.flushUnsafeIndex();
+  }
+
+  /** Where the key's file is, or where a put would place it now (the manifest and `--json` events say it). */
+  localPathOf(key: string): string {
+    const row = this.statements.byKey.get(key) as ObjectRow | undefined;
+    if (row) return row.local_path;
+    const placement = placeKey(key);
+    if (placement.unsafeReason !== undefined) return placement.relative;
+    const fold = foldPath(placement.relative);
+    if (this.clashes(key, fold)) return hashedRelativePath(key);
+    // Said once, kept: a twin listed later in this run goes under `_unsafe/`, as the put will decide.
+    this.reserved.set(fold, key);
+    for (const parent of parentFolds(fold)) this.reservedDirs.add(parent);
+    return placement.relative;
+  }
+
+  /** Whether another key has (or was promised) this name, or needs it as a folder. */
+  private clashes(key: string, fold: string): boolean {
+    const promised = this.reserved.get(fold);
+    return (
+      (promised !== undefined && promised !== key) ||
+      this.reservedDirs.has(fold) ||
+      this.statements.byFold.get(fold, key) !== undefined ||
+      this.statements.underFold.get(`${fold}/`, `${fold}0`) !== undefined
+    );
+  }
+
+  /** Rewrites `_unsafe/INDEX.tsv` from the index: which asset each hashed file holds. */
+  private flushUnsafeIndex(): void {
+    const rows = this.statements.unsafe.all() as unknown as ObjectRow[];
+    writeUnsafeIndex(
+      this.root,
+      rows.map((row) => ({ path: row.local_path, key: row.key })),
+    );
+    this.indexDirty = false;
+    this.indexWrittenAt = Date.now();
   }
 
   async head(key: string): Promise<StoredObject | undefined> {
@@ -187,17 +267,50 @@ export class LocalObjectStore implements ObjectStore {
       const existed = (await this.statFile(relativePath)) !== undefined;
       if (existed) await removeFile(resolveInside(this.root, relativePath));
       this.db.prepare('DELETE FROM objects WHERE key = ?').run(key);
+      if (relativePath.startsWith(`${UNSAFE_DIR}/`)) this.indexDirty = true;
       return existed;
     });
   }
 
-  /** The key's path, or a hashed one when another key already owns the same name on a case-insensitive disk. */
-  private placementFor(key: string): string {
+  /**
+   * The key's path, or a hashed one under `_unsafe/`, by the rule `npm run pull` applies to the
+   * whole listing, so both write the same tree in any order: another key owning the same name on a
+   * case-insensitive disk keeps it, and a folder beats a file of its name (a file already there
+   * moves under `_unsafe/` when a key needs its name as a folder).
+   */
+  private async placementFor(key: string): Promise<string> {
     const existing = this.statements.byKey.get(key) as ObjectRow | undefined;
     if (existing) return existing.local_path;
     const placement = placeKey(key);
-    const clash = this.statements.byFold.get(foldPath(placement.relative), key);
-    return clash ? hashedRelativePath(key) : placement.relative;
+    if (placement.unsafeReason !== undefined) return placement.relative;
+    const fold = foldPath(placement.relative);
+    if (this.clashes(key, fold)) return hashedRelativePath(key);
+    for (const parent of parentFolds(fold)) {
+      for (const row of this.statements.atFold.all(parent) as unknown as ObjectRow[]) {
+        await this.moveAside(row);
+      }
+    }
+    return placement.relative;
+  }
+
+  /** Moves a file whose name a folder now needs to its `_unsafe/` name, keeping its bytes and times. */
+  private async moveAside(row: ObjectRow): Promise<void> {
+    const target = hashedRelativePath(row.key);
+    const from = resolveInside(this.root, row.local_path);
+    const info = await this.statFile(row.local_path);
+    if (info && fileToken(info) === row.file_token) {
+      await prepareParentDirs(this.root, target);
+      await rename(from, resolveInside(this.root, target));
+    }
+    // A file changed or gone behind our back is not ours to move; its row points where it would be.
+    this.statements.move.run(target, foldPath(target), row.key);
+    this.movedAside = true;
+  }
+
+  private async onePlacementAtATime<T>(work: () => Promise<T>): Promise<T> {
+    const current = this.placing.catch(() => undefined).then(work);
+    this.placing = current;
+    return current;
   }
 
   private async statFile(relativePath: string): Promise<BigIntStats | undefined> {
@@ -229,4 +342,10 @@ export class LocalObjectStore implements ObjectStore {
 /** Change token of a file: size, modification time and inode, so a replaced file never matches. */
 function fileToken(info: BigIntStats): string {
   return `${info.size}-${info.mtimeNs}-${info.ino}`;
+}
+
+/** The folders above a folded path, outermost first. */
+function parentFolds(fold: string): string[] {
+  const segments = fold.split('/');
+  return segments.slice(0, -1).map((_, i) => segments.slice(0, i + 1).join('/'));
 }

@@ -63,17 +63,31 @@ export interface Placement {
 
 /**
  * Places every key of a (sorted) listing: unsafe keys go to `_unsafe/<sha256>`, and so does a
- * key that would share a name with an earlier one on a case-insensitive disk, or need a folder
- * where an earlier key is a file (or the reverse). Sorted input makes the choice stable.
+ * key that would share a name with an earlier one on a case-insensitive disk. A folder beats a
+ * file of its name, whatever the order: a key whose name another key needs as a folder goes to
+ * `_unsafe/` too (as `npm run backup` decides), so every asset lands somewhere.
  */
 export class Placer {
   private readonly files = new Map<string, string>();
   private readonly dirs = new Set<string>();
+  /** Folders that some key of the whole listing needs. */
+  private readonly neededDirs = new Set<string>();
+
+  constructor(allKeys: Iterable<string> = []) {
+    for (const key of allKeys) {
+      const natural = placeKey(key);
+      if (natural.unsafeReason !== undefined) continue;
+      for (const parent of parentsOf(foldPath(natural.relative))) this.neededDirs.add(parent);
+    }
+  }
 
   place(key: string): Placement {
     const natural = placeKey(key);
     if (natural.unsafeReason !== undefined) return natural;
     const fold = foldPath(natural.relative);
+    if (this.neededDirs.has(fold)) {
+      return { relative: hashedRelativePath(key), unsafeReason: 'other assets need its name as a folder' };
+    }
     const parents = parentsOf(fold);
     const clash =
       this.files.get(fold) ??

@@ -4,6 +4,7 @@ import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { LOCAL_CONTROL_DIR } from '../constants.js';
 import { ConfigError, describeError } from '../errors.js';
 import { assertNoSymlinkParents, UNSAFE_DIR } from '../local/safePath.js';
+import { UNSAFE_INDEX, writeUnsafeIndex } from '../local/unsafeIndex.js';
 import {
   formatBytes,
   ProgressReporter,
@@ -15,6 +16,7 @@ import { checkArchived, type ArchiveStatus, type RestoreTier } from './archive.j
 import { decide, isArchived, Placer, type ListedObject, type LocalFile } from './decide.js';
 import { findStaleFiles, removeStaleFiles } from './prune.js';
 import { PULL_INDEX_FILE, PullIndex, type PulledRecord } from './PullIndex.js';
+import { relocatePulled } from './relocate.js';
 import { acquirePullLock, checkDestination, makeControlDir } from './setup.js';
 import { BandwidthLimit } from './throttle.js';
 import { adoptLocal, downloadObject, verifyLocal, type TransferContext } from './transfer.js';
@@ -200,7 +202,7 @@ export async function runPull(options: PullOptions, deps: PullDeps): Promise<Pul
     summary.listedBytes = listed.reduce((sum, o) => sum + o.size, 0);
 
     // 2. Decide, from the listing, the index and one lstat per object.
-    const placer = new Placer();
+    const placer = new Placer(listed.filter((o) => !(o.key.endsWith('/') && o.size === 0)).map((o) => o.key));
     const expectedPaths: string[] = [];
     const toAdopt: Planned[] = [];
     const toVerify: (Planned & { record: PulledRecord })[] = [];
@@ -213,7 +215,9 @@ export async function runPull(options: PullOptions, deps: PullDeps): Promise<Pul
         continue;
       }
       expectedPaths.push(placement.relative);
-      const record = index.get(object.key);
+      let record = index.get(object.key);
+      if (record && record.localPath !== placement.relative && !dryRun)
+        record = (await relocatePulled(root, index, record, placement.relative)) ?? record;
       const local = localFile(root, placement.relative);
       const planned: Planned = { object, relative: placement.relative, local };
       const action = decide(object, record?.localPath === placement.relative ? record : undefined, local, {
@@ -368,7 +372,26 @@ export async function runPull(options: PullOptions, deps: PullDeps): Promise<Pul
 
     // 6. Prune: only after a complete listing, never on an interrupted run, never an empty listing.
     if (options.delete && !summary.interrupted) {
-      await prune(root, prefix, expectedPaths, listed.length, index, dryRun, summary, progress);
+      await prune(
+        root,
+        prefix,
+        [...expectedPaths, UNSAFE_INDEX],
+        listed.length,
+        index,
+        dryRun,
+        summary,
+        progress,
+      );
+    }
+    // 7. Say which asset each `_unsafe/` file is (the same index a backup writes).
+    if (!dryRun) {
+      const unsafe = [...index.all()].filter(
+        (r) => r.localPath.startsWith(`${UNSAFE_DIR}/`) && localFile(root, r.localPath) !== undefined,
+      );
+      writeUnsafeIndex(
+        root,
+        unsafe.map((r) => ({ path: r.localPath, key: r.key })),
+      );
     }
   } finally {
     summary.seconds = (Date.now() - started) / 1000;

@@ -1,6 +1,8 @@
 import { constants as fsConstants } from 'node:fs';
 import { access, mkdir, readFile, realpath, stat, unlink, writeFile } from 'node:fs/promises';
+import { awsClientConfig } from '../aws/clients.js';
 import { ConfigError } from '../errors.js';
+import { refuseSystemFolder } from '../local/systemFolders.js';
 
 export interface BucketChoice {
   bucket?: string;
@@ -50,7 +52,7 @@ export async function readCloudFormationOutput(stack: string, output: string): P
       `reading the bucket from stack ${stack} needs ${moduleName} (npm i ${moduleName}); or pass --bucket NAME`,
     );
   }
-  const client = new cfn.CloudFormationClient({});
+  const client = new cfn.CloudFormationClient(awsClientConfig());
   const answer = (await client.send(new cfn.DescribeStacksCommand({ StackName: stack }))) as {
     Stacks?: { Outputs?: { OutputKey?: string; OutputValue?: string }[] }[];
   };
@@ -63,6 +65,7 @@ export async function readCloudFormationOutput(stack: string, output: string): P
  * Returns its real path.
  */
 export async function checkDestination(dest: string): Promise<string> {
+  await refuseSystemFolder(dest);
   const info = await stat(dest).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return undefined;
     throw error;

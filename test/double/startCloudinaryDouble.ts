@@ -23,6 +23,7 @@ import type {
   DoubleCounters,
   DoubleOptions,
   FaultRoute,
+  FaultSpec,
   RateLimitBehaviour,
   RequestLogEntry,
   ResourceType,
@@ -161,6 +162,9 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
   const apiKey = options.apiKey ?? '614335564976464';
   const apiSecret = options.apiSecret ?? `dbl${randomBytes(12).toString('hex')}`;
   const faults = new FaultBoard(String(options.seed ?? library.seed));
+  // Faults for a double that a child process starts itself (`npm run demo` in a test): JSON FaultSpec[].
+  const fromEnv = process.env.CLOUDINARY_DOUBLE_FAULTS;
+  if (fromEnv) for (const spec of JSON.parse(fromEnv) as FaultSpec[]) faults.add(spec);
   const limiter = new RateLimiter(now, options.rateLimitPerHour ?? 500);
   const rateLimit: RateLimitBehaviour = {
     status: options.rateLimitStatus ?? 420,

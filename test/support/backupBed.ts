@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, mkdtempSync } from 'node:fs';
-import { lstat, readdir, rm } from 'node:fs/promises';
+import { lstat, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,8 @@ import type { CliStreams } from '../../shared/cli/args.js';
 import { DEFAULT_SETTINGS, parseCloudinaryUrl, type EngineSettings } from '../../shared/config.js';
 import { LOCAL_CONTROL_DIR, MANIFESTS_PREFIX } from '../../shared/constants.js';
 import { objectKeyFor } from '../../shared/keys.js';
+import { UNSAFE_DIR } from '../../shared/local/safePath.js';
+import { UNSAFE_INDEX } from '../../shared/local/unsafeIndex.js';
 import { Placer } from '../../shared/pull/decide.js';
 import type { CloudinaryDouble, DoubleAsset, Library } from '../double/index.js';
 
@@ -160,13 +162,13 @@ export async function countFiles(dir: string): Promise<number> {
 
 /**
  * Where each asset's copy must be, exactly as `npm run pull` lays out a bucket: keys in S3's
- * (UTF-8 byte) order, names that cannot be paths or that collide on a case-insensitive disk
- * under `_unsafe/`. Relative path → asset.
+ * (UTF-8 byte) order, names that cannot be paths, that collide on a case-insensitive disk, or
+ * that other keys need as a folder, under `_unsafe/`. Relative path → asset.
  */
 export function expectedLayout(assets: readonly DoubleAsset[]): Map<string, DoubleAsset> {
   const byKey = new Map(assets.map((asset) => [keyOf(asset), asset]));
   const keys = [...byKey.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-  const placer = new Placer();
+  const placer = new Placer(keys);
   const layout = new Map<string, DoubleAsset>();
   for (const key of keys) layout.set(placer.place(key).relative, byKey.get(key) as DoubleAsset);
   return layout;
@@ -183,7 +185,22 @@ export async function differencesFromLibrary(
 ): Promise<string[]> {
   const tree = await treeOf(root);
   const problems: string[] = [];
-  for (const [relative, asset] of expectedLayout(assets)) {
+  const layout = expectedLayout(assets);
+  const unsafe = [...layout.keys()].filter((relative) => relative.startsWith(`${UNSAFE_DIR}/`)).sort();
+  if (unsafe.length > 0) {
+    // `_unsafe/INDEX.tsv` names every file beside it, once, with the asset it holds.
+    tree.delete(UNSAFE_INDEX);
+    const text = await readFile(join(root, ...UNSAFE_INDEX.split('/')), 'utf8').catch(() => '');
+    const listed = text
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((line) => `${UNSAFE_DIR}/${line.split('\t')[0] ?? ''}`);
+    const want = JSON.stringify(unsafe);
+    if (JSON.stringify(listed) !== want)
+      problems.push(`${UNSAFE_INDEX} lists ${JSON.stringify(listed)}, want ${want}`);
+  }
+  for (const [relative, asset] of layout) {
     const file = tree.get(relative);
     tree.delete(relative);
     const md5 = await library.md5Of(asset);
