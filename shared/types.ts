@@ -102,9 +102,18 @@ export interface ObjectStore {
   head(key: string): Promise<StoredObject | undefined>;
   list(prefix: string): AsyncIterable<StoredObject>;
   get(key: string, range?: { start: number; end?: number }): Promise<Readable>;
+  /**
+   * Discards unfinished uploads to `key` left by a copy that died (kill -9, a lost Lambda), so
+   * none stays open; returns how many. Stores without partial uploads need not implement it.
+   */
+  discardIncomplete?(key: string): Promise<number>;
 }
 
-export type AssetStatus = 'replicated' | 'failed' | 'deleted-at-source';
+/**
+ * `failed`: retried by the next run. `quarantined`: failed permanently (403, 400, too large, a
+ * restricted type); retried only when its version or size changes, or on an explicit redrive.
+ */
+export type AssetStatus = 'replicated' | 'failed' | 'quarantined' | 'deleted-at-source';
 
 export interface AssetState extends AssetRef {
   /** State key: `<resource_type>/<type>/<public_id>`. */
@@ -123,6 +132,19 @@ export interface AssetState extends AssetRef {
   lastError?: string;
   /** A newer version whose copy failed while `version` still describes the copy we hold. */
   failedVersion?: number;
+  /** The version and size that failed permanently beside a copy we hold; not retried until they change. */
+  quarantinedVersion?: number;
+  quarantinedBytes?: number;
+  /** The distinct errors of the failing version, oldest first (a few, each cut short). */
+  errors?: string[];
+}
+
+/** How a failure is recorded besides its last error. */
+export interface FailureDetails {
+  /** A permanent failure: quarantine the version instead of retrying it every run. */
+  quarantine?: boolean;
+  /** The distinct errors so far, to keep beside the last one. */
+  errors?: string[];
 }
 
 export type RunPhase = 'listing' | 'waiting' | 'finalizing' | 'completed' | 'failed';
@@ -136,6 +158,11 @@ export interface RunCounters {
   deleted: number;
   bytes: number;
   adminCalls: number;
+  /**
+   * Messages of this run that reached an end (copied, found copied, gone or given up), whoever
+   * handled them; the run's copies are done when it reaches `enqueued`.
+   */
+  settled: number;
 }
 
 export interface ListingProgress {
@@ -182,6 +209,7 @@ export interface StateStore {
     ref: AssetRef & { version: number; bytes: number; objectKey: string },
     error: string,
     owner?: string,
+    details?: FailureDetails,
   ): Promise<void>;
   markDeleted(ids: string[], at: string): Promise<void>;
   listAssets(): AsyncIterable<AssetState>;
@@ -217,6 +245,11 @@ export interface WorkQueue {
   ack(work: ReceivedWork): Promise<void>;
   /** Makes a failed message visible again after `delaySeconds`. */
   retryLater(work: ReceivedWork, delaySeconds: number): Promise<void>;
+  /**
+   * Keeps a message being worked on hidden for `seconds` more from now: the heartbeat of a copy
+   * in progress, so a worker that dies gives its messages back within `seconds`.
+   */
+  extendVisibility(work: ReceivedWork, seconds: number): Promise<void>;
   /** Gives up on a message: moves it to the dead-letter queue with the reason, removes it here. */
   deadLetter(work: ReceivedWork, reason: string): Promise<void>;
 }

@@ -190,6 +190,10 @@ export class SqsWorkQueue implements WorkQueue {
     );
   }
 
+  async extendVisibility(work: ReceivedWork, seconds: number): Promise<void> {
+    await this.retryLater(work, seconds);
+  }
+
   async deadLetter(work: ReceivedWork, reason: string): Promise<void> {
     await this.moveToDeadLetters(
       JSON.stringify(work.item),

@@ -389,6 +389,7 @@ function countingQueue(queue: WorkQueue, onSend: (items: WorkItem[]) => void): W
     receive: (max, waitSeconds) => queue.receive(max, waitSeconds),
     ack: (work) => queue.ack(work),
     retryLater: (work, delaySeconds) => queue.retryLater(work, delaySeconds),
+    extendVisibility: (work, seconds) => queue.extendVisibility(work, seconds),
     deadLetter: (work, reason) => queue.deadLetter(work, reason),
   };
 }

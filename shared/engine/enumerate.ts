@@ -60,6 +60,7 @@ export function emptyCounters(): RunCounters {
     deleted: 0,
     bytes: 0,
     adminCalls: 0,
+    settled: 0,
   };
 }
 
