@@ -17,6 +17,7 @@ export async function replicateHandler(event: SQSEvent, context: Context): Promi
       queue: engine.queue,
       maxReceives: engine.settings.maxReceives,
       retryBaseSeconds: engine.settings.retryBaseSeconds,
+      inFlightSeconds: engine.settings.inFlightSeconds,
       log: engineLog,
     },
     event.Records,

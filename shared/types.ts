@@ -183,6 +183,8 @@ export interface RunRecord {
   /** When a paused run should continue (rate-limit reset or deadline). */
   resumeAt?: string;
   error?: string;
+  /** This run retries quarantined assets too (an explicit redrive). */
+  redrive?: boolean;
 }
 
 /** Port: what has been copied (DynamoDB table or a local database). */

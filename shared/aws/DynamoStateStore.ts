@@ -428,6 +428,7 @@ export class DynamoStateStore implements StateStore {
       finishedAt: run.finishedAt,
       resumeAt: run.resumeAt,
       error: run.error,
+      redrive: run.redrive,
     };
     Object.entries(fields).forEach(([name, value], i) => {
       names[`#f${i}`] = name;
@@ -619,6 +620,7 @@ function runFromItem(item: Item): RunRecord {
   if (typeof raw.finishedAt === 'string') run.finishedAt = raw.finishedAt;
   if (typeof raw.resumeAt === 'string') run.resumeAt = raw.resumeAt;
   if (typeof raw.error === 'string') run.error = raw.error;
+  if (raw.redrive === true) run.redrive = true;
   return run;
 }
 

@@ -64,7 +64,9 @@ export async function replicateRecords(
   const waiting = new Set(works.values());
   const inFlight = deps.inFlightSeconds;
   const keepWaitingHidden = async () => {
-    await mapLimit([...waiting], 4, (work) => deps.queue.extendVisibility(work, inFlight ?? 0).catch(() => undefined));
+    await mapLimit([...waiting], 4, (work) =>
+      deps.queue.extendVisibility(work, inFlight ?? 0).catch(() => undefined),
+    );
   };
   const heartbeat =
     inFlight === undefined ? undefined : startHeartbeat(heartbeatIntervalMs(inFlight), keepWaitingHidden);
@@ -123,7 +125,10 @@ async function creditRuns(
   done: { replicated: number; bytes: number; failed: number },
   settledPerRun: Map<string, number>,
 ): Promise<void> {
-  const credits = new Map<string, { replicated?: number; bytes?: number; failed?: number; settled?: number }>();
+  const credits = new Map<
+    string,
+    { replicated?: number; bytes?: number; failed?: number; settled?: number }
+  >();
   for (const [runId, settled] of settledPerRun) credits.set(runId, { settled });
   if (done.replicated > 0 || done.failed > 0) {
     const latest = await deps.state.latestRun().catch(() => undefined);

@@ -41,6 +41,8 @@ export interface EnumerateRequest {
   runId?: string;
   /** Epoch ms by which this invocation must have stopped (a Lambda's deadline). */
   deadline?: number;
+  /** A new run retries quarantined assets too (kept in the run record for its continuations). */
+  redrive?: boolean;
 }
 
 export type EnumerateOutcome =
@@ -80,7 +82,7 @@ export async function enumerate(
 ): Promise<EnumerateOutcome> {
   const now = deps.now ?? (() => new Date());
   const log = deps.log ?? silentLog;
-  let run = await openRun(deps, request.runId, now);
+  let run = await openRun(deps, request.runId, now, request.redrive === true);
   const listings = listingsOf(deps.settings);
   log.info('enumerate: run open', { runId: run.runId, phase: run.phase });
 
@@ -119,7 +121,7 @@ export async function enumerate(
           }
           throw error;
         }
-        const { enqueued, skipped } = await enqueueChanged(deps, run.runId, page.assets);
+        const { enqueued, skipped } = await enqueueChanged(deps, run, page.assets);
         await writeManifestPart(deps.store, manifestPartKey(run.runId, id, progress.pages), page.assets);
         await save({
           listings: {
@@ -160,7 +162,12 @@ export async function enumerate(
   }
 }
 
-async function openRun(deps: EnumerateDeps, runId: string | undefined, now: () => Date): Promise<RunRecord> {
+async function openRun(
+  deps: EnumerateDeps,
+  runId: string | undefined,
+  now: () => Date,
+  redrive: boolean,
+): Promise<RunRecord> {
   if (runId) {
     const run = await deps.state.getRun(runId);
     if (!run) throw new FatalError(`run ${runId} does not exist; start a new run instead.`);
@@ -181,6 +188,7 @@ async function openRun(deps: EnumerateDeps, runId: string | undefined, now: () =
     counters: emptyCounters(),
     startedAt: at.toISOString(),
     updatedAt: at.toISOString(),
+    ...(redrive ? { redrive: true } : {}),
   };
   await deps.state.putRun(run);
   return run;
@@ -188,12 +196,14 @@ async function openRun(deps: EnumerateDeps, runId: string | undefined, now: () =
 
 async function enqueueChanged(
   deps: EnumerateDeps,
-  runId: string,
+  run: RunRecord,
   assets: SourceAsset[],
 ): Promise<{ enqueued: number; skipped: number }> {
   if (assets.length === 0) return { enqueued: 0, skipped: 0 };
+  const runId = run.runId;
   const states = await deps.state.getMany(assets.map(assetIdOf));
-  const changed = assets.filter((asset) => needsTransfer(asset, states.get(assetIdOf(asset))));
+  const options = { redrive: run.redrive === true };
+  const changed = assets.filter((asset) => needsTransfer(asset, states.get(assetIdOf(asset)), options));
   // Tags, context and metadata travel in the manifest; the work item stays small.
   await deps.queue.sendBatch(
     changed.map((asset) => ({

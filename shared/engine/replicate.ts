@@ -155,7 +155,8 @@ export async function replicateWork(
             }),
           ]);
           // Our lease lapsed (a stalled process) and another worker holds it: let that copy win.
-          if (renewed === 'busy') abort.abort(new RetryableError(`${id}: the lease was lost to another worker`));
+          if (renewed === 'busy')
+            abort.abort(new RetryableError(`${id}: the lease was lost to another worker`));
         });
   try {
     await discardLeftovers(deps, objectKey, log);
@@ -267,7 +268,8 @@ async function distinctErrors(
     previous !== undefined &&
     (previous.failedVersion === asset.version ||
       (previous.status !== 'replicated' && previous.version === asset.version));
-  const cut = (text: string) => (text.length > MAX_ERROR_CHARS ? `${text.slice(0, MAX_ERROR_CHARS - 1)}…` : text);
+  const cut = (text: string) =>
+    text.length > MAX_ERROR_CHARS ? `${text.slice(0, MAX_ERROR_CHARS - 1)}…` : text;
   const errors = sameVersion ? [...(previous?.errors ?? [])] : [];
   const latest = cut(message);
   if (!errors.includes(latest)) errors.push(latest);
