@@ -8,6 +8,7 @@ import { generateLibrary } from './double/index.js';
 import type { DoubleAsset } from './double/types.js';
 import { REPO } from './support/backupBed.js';
 import { provisionAwsResources, type AwsResources } from './support/awsTestBed.js';
+import { sleep } from './contracts/support.js';
 import { bucketObjects, createPipelineBed, idOf, type PipelineBed } from './support/pipelineBed.js';
 
 /** Seconds a dead worker's messages stay hidden and its leases held (the runner's heartbeat time). */
@@ -119,12 +120,22 @@ describe('npm run replicate killed with kill -9, again and again', { timeout: 40
     const here: AwsResources = { ...bed.aws };
     const next = random(20_261_206);
     for (let kill = 0; kill < KILLS; kill++) {
+      const last = kill === KILLS - 1;
       const delayMs = 300 + next() * 3700;
       let timer: NodeJS.Timeout | undefined;
+      let polling = true;
       const run = startReplicate(here, () => {
-        timer = setTimeout(() => run.kill(), delayMs);
+        if (!last) timer = setTimeout(() => run.kill(), delayMs);
       });
+      if (last) {
+        // The last kill lands mid-upload, so the next run finds a multipart upload to clear away.
+        void (async () => {
+          while (polling && (await openUploads(bed, here.bucket)) === 0) await sleep(100);
+          run.kill();
+        })();
+      }
       const ended = await run.done;
+      polling = false;
       clearTimeout(timer);
       expect(ended.signal, `run ${kill + 1} ended by itself:\n${ended.stderr}`).toBe('SIGKILL');
     }
@@ -132,6 +143,7 @@ describe('npm run replicate killed with kill -9, again and again', { timeout: 40
     const before = await bed.state.getMany(assets.map(idOf));
     const remaining = assets.filter((asset) => !copied(asset, before.get(idOf(asset))));
     const interrupted = (await bed.state.latestRun()) as RunRecord;
+    const openBefore = await openUploads(bed, here.bucket);
     const recovery = await startReplicate(here).done;
 
     expect(recovery.code, recovery.stderr).toBe(0);
@@ -160,6 +172,7 @@ describe('npm run replicate killed with kill -9, again and again', { timeout: 40
     const baseline = await startReplicate(fresh).done;
     expect(baseline.code, baseline.stderr).toBe(0);
 
+    expect(openBefore).toBeGreaterThan(0);
     expect(remaining.length).toBeGreaterThan(0);
     expect(recovery.ms).toBeLessThanOrEqual(2 * baseline.ms);
   });
