@@ -1,5 +1,10 @@
 import { Writable } from 'node:stream';
-import { DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import {
+  ChangeMessageVisibilityCommand,
+  DeleteMessageCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+} from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replicateMain } from '../functions/cli/replicate.js';
 import { awsEngineFromEnv, type AwsEngine } from '../shared/aws/engineFromEnv.js';
@@ -164,8 +169,9 @@ describe('permanent failures, dead letters and run counters', { timeout: 120_000
 
   it('a dead letter keeps each distinct error of its attempts, not only the last', async () => {
     const flaky = bed.double.library.all()[2] as DoubleAsset;
-    const runId = newRunId(new Date('2030-01-01T00:00:00Z'));
-    await engine.state.putRun(run(runId, new Date('2030-01-01T00:00:00Z')));
+    const at = new Date();
+    const runId = newRunId(at);
+    await engine.state.putRun(run(runId, at));
     const item: WorkItem = { runId, asset: await changed(flaky) };
     await engine.queue.sendBatch([item]);
     const attempts: FaultSpec[] = [
@@ -189,10 +195,12 @@ describe('permanent failures, dead letters and run counters', { timeout: 120_000
   });
 
   it('copies made from an interrupted run’s messages are credited to the run doing the work', async () => {
-    const older = newRunId(new Date('2031-01-01T00:00:00Z'));
-    const current = newRunId(new Date('2031-01-02T00:00:00Z'));
-    await engine.state.putRun(run(older, new Date('2031-01-01T00:00:00Z')));
-    await engine.state.putRun(run(current, new Date('2031-01-02T00:00:00Z')));
+    const yesterday = new Date(Date.now() - 86_400_000);
+    const now = new Date();
+    const older = newRunId(yesterday);
+    const current = newRunId(now);
+    await engine.state.putRun(run(older, yesterday));
+    await engine.state.putRun(run(current, now));
     const left = bed.double.library.all().slice(4, 8);
     for (const asset of left) bed.double.library.overwrite('image', 'upload', asset.public_id);
     const fresh = (await engine.source.listPage({ resourceType: 'image', deliveryType: 'upload' }, undefined))
@@ -208,5 +216,68 @@ describe('permanent failures, dead letters and run counters', { timeout: 120_000
 
     expect((await engine.state.getRun(current))?.counters).toMatchObject({ replicated: 4, settled: 0 });
     expect((await engine.state.getRun(older))?.counters).toMatchObject({ replicated: 0, settled: 4 });
+  });
+
+  it('a run interrupted after its listing is finished first, and the progress says which copies it waits for', async () => {
+    const asset = bed.double.library.all()[3] as DoubleAsset;
+    const at = new Date();
+    const interrupted: RunRecord = {
+      ...run(newRunId(at), at),
+      counters: { ...emptyCounters(), enqueued: 1 },
+    };
+    await engine.state.putRun(interrupted);
+    await engine.queue.sendBatch([{ runId: interrupted.runId, asset: await changed(asset) }]);
+    // A worker that received the message and then died: it stays hidden until its in-flight time lapses.
+    const held = await bed.aws.clients.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: bed.aws.queueUrl,
+        MaxNumberOfMessages: 1,
+        VisibilityTimeout: 600,
+      }),
+    );
+    const receipt = held.Messages?.[0]?.ReceiptHandle;
+    let output = '';
+    let lapsed = false;
+    const stdout = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        output += chunk.toString('utf8');
+        if (!lapsed && output.includes('"event":"pending"')) {
+          lapsed = true;
+          // The dead worker's in-flight time runs out now, instead of after a real wait.
+          void bed.aws.clients.sqs
+            .send(
+              new ChangeMessageVisibilityCommand({
+                QueueUrl: bed.aws.queueUrl,
+                ReceiptHandle: receipt,
+                VisibilityTimeout: 0,
+              }),
+            )
+            .then(() => callback(), callback);
+          return;
+        }
+        callback();
+      },
+    });
+
+    const code = await replicateMain(['--json'], { stdout, stderr: quiet().stderr });
+    const lines = output
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+
+    expect(code).toBe(0);
+    expect(lines.find((l) => l.event === 'message')?.message).toBe(
+      `Finishing run ${interrupted.runId}, interrupted with 1 copy left.`,
+    );
+    expect(lines.find((l) => l.event === 'pending')).toMatchObject({
+      runId: interrupted.runId,
+      left: 1,
+      inFlight: 1,
+    });
+    expect((await engine.state.getRun(interrupted.runId))?.counters).toMatchObject({
+      replicated: 1,
+      settled: 1,
+    });
+    expect((await bed.state.getMany([idOf(asset)])).get(idOf(asset))?.status).toBe('replicated');
   });
 });

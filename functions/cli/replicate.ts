@@ -42,6 +42,8 @@ export const REPLICATE_COMMAND = {
   ],
 } satisfies CommandSpec<Record<string, FlagSpec>>;
 
+const copies = (n: number) => `${n} ${n === 1 ? 'copy' : 'copies'}`;
+
 export async function replicateMain(
   argv: readonly string[],
   streams: CliStreams = { stdout: process.stdout, stderr: process.stderr },
@@ -70,14 +72,14 @@ export async function replicateMain(
             const { run } = event;
             const left = run.counters.enqueued - (run.counters.settled ?? 0);
             progress.setTotals({ files: left });
-            progress.message(`Finishing run ${run.runId}, interrupted with ${left} copies left.`, {
+            progress.message(`Finishing run ${run.runId}, interrupted with ${copies(left)} left.`, {
               runId: run.runId,
               left,
             });
           } else if (event.kind === 'pending') {
             const { pending } = event;
             const text =
-              `waiting for ${pending.left} copies of run ${pending.runId}: ${pending.inFlight} in flight ` +
+              `waiting for ${copies(pending.left)} of run ${pending.runId}: ${pending.inFlight} in flight ` +
               `(a stopped worker's come back within ${pending.inFlightSeconds} s), ${pending.delayed} retrying later`;
             progress.status(text);
             progress.event('pending', { ...pending });
