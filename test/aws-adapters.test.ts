@@ -10,6 +10,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import {
   CreateBucketCommand,
+  CreateMultipartUploadCommand,
   GetObjectTaggingCommand,
   ListMultipartUploadsCommand,
   ListObjectVersionsCommand,
@@ -182,6 +183,23 @@ workQueueContract('SqsWorkQueue (moto)', async () => {
       await bed.clients.sqs.send(new DeleteQueueCommand({ QueueUrl: dlqUrl }));
     },
   };
+});
+
+describe('S3ObjectStore leftovers', () => {
+  it('discards the unfinished multipart uploads of one key, and only of that key', async () => {
+    const bucket = await newBucket();
+    const store = new S3ObjectStore({ s3: bed.clients.s3, bucket, partSize: MIN_PART_BYTES });
+    const key = 'assets/video/upload/clip.mp4';
+    for (const k of [key, key, `${key}.other`]) {
+      await bed.clients.s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: k }));
+    }
+
+    await expect(store.discardIncomplete(key)).resolves.toBe(2);
+    const left = await bed.clients.s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+
+    expect((left.Uploads ?? []).map((u) => u.Key)).toEqual([`${key}.other`]);
+    await expect(store.discardIncomplete(key)).resolves.toBe(0);
+  });
 });
 
 describe('S3ObjectStore', () => {
