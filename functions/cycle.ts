@@ -129,6 +129,7 @@ export async function runCycle(options: CycleOptions = {}): Promise<CycleSummary
       );
       const messages = received.Messages ?? [];
       if (messages.length === 0) {
+        if (stop()) return;
         if (!listingDone()) {
           await new Promise((r) => setTimeout(r, IDLE_POLL_MS));
           continue;

@@ -81,7 +81,9 @@ export async function replicateMain(
             const text =
               `waiting for ${copies(pending.left)} of run ${pending.runId}: ${pending.inFlight} in flight ` +
               `(a stopped worker's come back within ${pending.inFlightSeconds} s), ${pending.delayed} retrying later`;
-            progress.status(text);
+            // Piped output has no status line: say it once per change instead of staying silent.
+            if (mode === 'plain') progress.message(text);
+            else progress.status(text);
             progress.event('pending', { ...pending });
           } else if (event.kind === 'enumerated') {
             listed = event.result.counters.listed;

@@ -16,8 +16,8 @@ export interface WorkQueueHarness {
   readDeadLetters: () => Promise<Array<{ item: WorkItem; reason: string }>>;
 }
 
-/** Receives until `count` messages arrived or `timeoutMs` passed. */
-async function receiveUntil(queue: WorkQueue, count: number, timeoutMs = 5000): Promise<ReceivedWork[]> {
+/** Receives until `count` messages arrived or `timeoutMs` passed (a bound for a broken queue, generous for a loaded box). */
+async function receiveUntil(queue: WorkQueue, count: number, timeoutMs = 30_000): Promise<ReceivedWork[]> {
   const received: ReceivedWork[] = [];
   const deadline = Date.now() + timeoutMs;
   while (received.length < count && Date.now() < deadline) {
