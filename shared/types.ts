@@ -104,9 +104,10 @@ export interface ObjectStore {
   get(key: string, range?: { start: number; end?: number }): Promise<Readable>;
   /**
    * Discards unfinished uploads to `key` left by a copy that died (kill -9, a lost Lambda), so
-   * none stays open; returns how many. Stores without partial uploads need not implement it.
+   * none stays open; returns how many. `bytes` (the object's size) lets a store skip the look when
+   * it never uploads so small an object in parts. Stores without partial uploads need not implement it.
    */
-  discardIncomplete?(key: string): Promise<number>;
+  discardIncomplete?(key: string, bytes?: number): Promise<number>;
 }
 
 /**

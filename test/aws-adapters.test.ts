@@ -23,6 +23,8 @@ import {
   GetQueueAttributesCommand,
   ReceiveMessageCommand,
   SendMessageCommand,
+  type ChangeMessageVisibilityBatchCommandInput,
+  type ChangeMessageVisibilityBatchCommandOutput,
   type SendMessageBatchCommandInput,
   type SendMessageBatchCommandOutput,
 } from '@aws-sdk/client-sqs';
@@ -194,6 +196,8 @@ describe('S3ObjectStore leftovers', () => {
       await bed.clients.s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: k }));
     }
 
+    // An object smaller than one part is never uploaded in parts: nothing to look for.
+    await expect(store.discardIncomplete(key, 1000)).resolves.toBe(0);
     await expect(store.discardIncomplete(key)).resolves.toBe(2);
     const left = await bed.clients.s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
 
@@ -567,6 +571,30 @@ describe('DynamoStateStore', () => {
 });
 
 describe('SqsWorkQueue', () => {
+  it("a batch's heartbeat goes out as one request, and keeps every message hidden", async () => {
+    const { queueUrl } = await newQueues();
+    const sqs = createAwsClients().sqs;
+    const requests: number[] = [];
+    intercept<ChangeMessageVisibilityBatchCommandInput, ChangeMessageVisibilityBatchCommandOutput>(
+      sqs,
+      'ChangeMessageVisibilityBatchCommand',
+      async (input, send) => {
+        requests.push(input.Entries?.length ?? 0);
+        return send(input);
+      },
+    );
+    const queue = new SqsWorkQueue({ sqs, queueUrl });
+    await queue.sendBatch(workItems(10));
+    const received: ReceivedWork[] = [];
+    while (received.length < 10) received.push(...(await queue.receive(10 - received.length, 1)));
+
+    await Promise.all(received.map((work) => queue.extendVisibility(work, 60)));
+    await sleep(VISIBILITY_SECONDS * 1000 + 300);
+
+    expect(requests).toEqual([10]);
+    expect(await queue.receive(10, 0)).toEqual([]);
+  });
+
   it('entries SQS fails in a batch are sent again until every item arrives', async () => {
     const { queueUrl } = await newQueues();
     const sqs = createAwsClients().sqs;

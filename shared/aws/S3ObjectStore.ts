@@ -254,7 +254,9 @@ export class S3ObjectStore implements ObjectStore {
     return found.Body;
   }
 
-  async discardIncomplete(key: string): Promise<number> {
+  async discardIncomplete(key: string, bytes?: number): Promise<number> {
+    // Smaller than one part: lib-storage sends it in a single PutObject, which leaves nothing open.
+    if (bytes !== undefined && bytes < this.partSize) return 0;
     let discarded = 0;
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;

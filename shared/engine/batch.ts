@@ -64,8 +64,9 @@ export async function replicateRecords(
   const waiting = new Set(works.values());
   const inFlight = deps.inFlightSeconds;
   const keepWaitingHidden = async () => {
-    await mapLimit([...waiting], 4, (work) =>
-      deps.queue.extendVisibility(work, inFlight ?? 0).catch(() => undefined),
+    // All at once: a queue may send them as one batch request.
+    await Promise.all(
+      [...waiting].map((work) => deps.queue.extendVisibility(work, inFlight ?? 0).catch(() => undefined)),
     );
   };
   const heartbeat =

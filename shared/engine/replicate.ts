@@ -159,7 +159,7 @@ export async function replicateWork(
             abort.abort(new RetryableError(`${id}: the lease was lost to another worker`));
         });
   try {
-    await discardLeftovers(deps, objectKey, log);
+    await discardLeftovers(deps, objectKey, asset.bytes, log);
     const opened = await deps.source.open(asset, { signal });
     const body = new PassThrough();
     const counting = deps.onBytes;
@@ -240,10 +240,15 @@ export async function replicateWork(
 }
 
 /** Unfinished uploads of this key are a dead copy's leftovers: we hold the lease now. */
-async function discardLeftovers(deps: Pick<ReplicateDeps, 'store'>, key: string, log: Log): Promise<void> {
+async function discardLeftovers(
+  deps: Pick<ReplicateDeps, 'store'>,
+  key: string,
+  bytes: number,
+  log: Log,
+): Promise<void> {
   if (!deps.store.discardIncomplete) return;
   try {
-    const discarded = await deps.store.discardIncomplete(key);
+    const discarded = await deps.store.discardIncomplete(key, bytes);
     if (discarded > 0) log.info('discarded unfinished uploads of an earlier copy', { key, discarded });
   } catch (error) {
     // A tidy-up, not the copy: the bucket's lifecycle rule removes what stays behind.
