@@ -2,14 +2,7 @@ import { pipeline } from 'node:stream/promises';
 import { PassThrough } from 'node:stream';
 import { createHash, randomUUID } from 'node:crypto';
 import { META } from '../constants.js';
-import {
-  dispositionOf,
-  describeError,
-  FatalError,
-  IntegrityError,
-  RetryableError,
-  type Disposition,
-} from '../errors.js';
+import { dispositionOf, describeError, FatalError, RetryableError, type Disposition } from '../errors.js';
 import { assetIdOf, objectKeyFor } from '../keys.js';
 import type {
   AssetSource,
@@ -212,8 +205,8 @@ export async function replicateWork(
       throw error instanceof FatalError ? error : new FatalError(message, { cause: error });
     }
     const givingUp = disposition === 'permanent' || work.receiveCount >= deps.maxReceives;
-    // Permanent for this asset: a refused or restricted asset, or bytes that never match.
-    const quarantine = disposition === 'permanent' || (givingUp && error instanceof IntegrityError);
+    // Permanent for this asset (refused, restricted); bytes that did not match may match next time.
+    const quarantine = disposition === 'permanent';
     const errors = await distinctErrors(deps.state, id, asset, message);
     await deps.state.recordFailure({ ...asset, objectKey }, message, owner, { quarantine, errors });
     if (givingUp) {
