@@ -119,8 +119,11 @@ describe('npm run replicate killed with kill -9, again and again', { timeout: 40
     const assets = bed.double.library.all();
     const here: AwsResources = { ...bed.aws };
     const next = random(20_261_206);
-    for (let kill = 0; kill < KILLS; kill++) {
-      const last = kill === KILLS - 1;
+    // The last kill lands mid-upload (again, should an upload complete just as it lands), so the
+    // next run finds a multipart upload to clear away.
+    for (let kill = 0; kill < KILLS || (await openUploads(bed, here.bucket)) === 0; kill++) {
+      expect(kill, 'no kill landed while an upload was open').toBeLessThan(KILLS + 5);
+      const last = kill >= KILLS - 1;
       const delayMs = 300 + next() * 3700;
       let timer: NodeJS.Timeout | undefined;
       let polling = true;
@@ -128,7 +131,6 @@ describe('npm run replicate killed with kill -9, again and again', { timeout: 40
         if (!last) timer = setTimeout(() => run.kill(), delayMs);
       });
       if (last) {
-        // The last kill lands mid-upload, so the next run finds a multipart upload to clear away.
         void (async () => {
           while (polling && (await openUploads(bed, here.bucket)) === 0) await sleep(100);
           run.kill();
