@@ -123,7 +123,9 @@ export async function replicateMain(
             `${counters?.deleted ?? 0} marked deleted at the source.\n`,
         );
       }
-      return run?.phase === 'completed' && (counters?.failed ?? 0) === 0 ? 0 : 1;
+      // Dead letters of an interrupted run this cycle finished count as this cycle's failures too.
+      const failed = (counters?.failed ?? 0) + (summary.continued?.counters.failed ?? 0);
+      return run?.phase === 'completed' && failed === 0 ? 0 : 1;
     },
     { name: 'replicate', streams },
   );
