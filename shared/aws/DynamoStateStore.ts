@@ -246,22 +246,27 @@ export class DynamoStateStore implements StateStore {
       common[':errors'] = toAttribute(details.errors);
       extra += ', #errors = :errors';
     }
-    const besideCopy: { set: string; names: Record<string, string>; values: Item } = details.quarantine
+    // Beside a held copy: quarantine this version, or (a failure that may pass) lift an earlier quarantine.
+    const quarantineNames = {
+      '#quarantinedVersion': 'quarantinedVersion',
+      '#quarantinedBytes': 'quarantinedBytes',
+    };
+    const besideCopy: { set: string; remove: string; values: Item } = details.quarantine
       ? {
           set: ', #quarantinedVersion = :version, #quarantinedBytes = :bytes',
-          names: { '#quarantinedVersion': 'quarantinedVersion', '#quarantinedBytes': 'quarantinedBytes' },
+          remove: '',
           values: { ':bytes': { N: String(ref.bytes) } },
         }
-      : { set: '', names: {}, values: {} };
+      : { set: '', remove: ' REMOVE #quarantinedVersion, #quarantinedBytes', values: {} };
     // Two disjoint cases, each one atomic write: we hold an older copy, or we hold none.
     const keepCopy = () =>
       this.dynamo.send(
         new UpdateItemCommand({
           TableName: this.table,
           Key: assetKey(id),
-          UpdateExpression: `SET #failedVersion = :version, #lastError = :lastError${extra}${besideCopy.set} ADD #attempts :one`,
+          UpdateExpression: `SET #failedVersion = :version, #lastError = :lastError${extra}${besideCopy.set}${besideCopy.remove} ADD #attempts :one`,
           ConditionExpression: 'attribute_exists(#replicatedAt) AND #version < :version',
-          ExpressionAttributeNames: { ...names, ...besideCopy.names },
+          ExpressionAttributeNames: { ...names, ...quarantineNames },
           ExpressionAttributeValues: { ...common, ...besideCopy.values },
         }),
       );

@@ -180,8 +180,10 @@ export class SqliteStateStore implements StateStore {
       if (existing?.status === 'replicated') {
         // A late failure of the version we hold changes nothing; a newer one is noted beside the copy.
         if (ref.version === existing.version) return;
+        const { quarantinedVersion: _v, quarantinedBytes: _b, ...held } = existing;
+        // Quarantine this version beside the copy, or (a failure that may pass) lift an earlier quarantine.
         this.writeAsset({
-          ...existing,
+          ...held,
           attempts: existing.attempts + 1,
           lastError,
           failedVersion: ref.version,

@@ -230,6 +230,22 @@ export function stateStoreContract(
         });
       });
 
+      it('a failure that may pass (after a redrive) lifts the quarantine beside a copy, so the next run retries it', async () => {
+        await state.recordReplicated(copied('sunset', 1));
+        await state.recordFailure(failing('sunset', 2), 'HTTP 403', undefined, { quarantine: true });
+
+        await state.recordFailure(failing('sunset', 2), 'HTTP 503');
+        const found = await stateOf(state, 'sunset');
+
+        expect(found).toMatchObject({
+          status: 'replicated',
+          version: 1,
+          failedVersion: 2,
+          lastError: 'HTTP 503',
+        });
+        expect(found?.quarantinedVersion).toBeUndefined();
+      });
+
       it('a copy recorded after a quarantine (a redrive, or a new version) clears it', async () => {
         await state.recordFailure(failing('redriven', 1), 'HTTP 400', undefined, {
           quarantine: true,
