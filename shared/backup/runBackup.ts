@@ -30,6 +30,8 @@ export interface BackupOptions {
   prune?: boolean;
   /** Wait out a spent Admin API budget (default); otherwise stop with a resumable checkpoint. */
   wait?: boolean;
+  /** Retry quarantined assets too (permanent failures, otherwise retried only when they change). */
+  redrive?: boolean;
   now?: () => Date;
   sleepUntil?: (at: Date) => Promise<void>;
   onEvent?: (event: BackupEvent) => void;
@@ -281,7 +283,7 @@ async function backup(
             });
           },
         },
-        { runId },
+        { runId, redrive: options.redrive },
       );
       runId = outcome.run.runId;
       summary.runId = runId;
@@ -483,7 +485,7 @@ async function dryRun(
           const id = assetIdOf(asset);
           seen.add(id);
           summary.listed += 1;
-          if (needsTransfer(asset, states.get(id))) {
+          if (needsTransfer(asset, states.get(id), { redrive: options.redrive })) {
             summary.toTransfer += 1;
             summary.toTransferBytes += asset.bytes;
           } else summary.unchanged += 1;
