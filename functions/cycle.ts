@@ -83,6 +83,8 @@ export function lambdaContext(timeoutMs: number, name: string): Context {
 
 /** Pause between empty polls of the queue. */
 const IDLE_POLL_MS = 250;
+/** Least time between two reports of unchanged work left. */
+const PENDING_EVERY_MS = 5_000;
 
 const realSleepUntil = (at: Date) =>
   new Promise<void>((r) => setTimeout(r, Math.max(0, at.getTime() - Date.now())));
@@ -111,7 +113,7 @@ export async function runCycle(options: CycleOptions = {}): Promise<CycleSummary
 
   const engine = await awsEngineFromEnv(process.env, clients);
   const inFlightSeconds = settingsFromEnv(process.env).inFlightSeconds;
-  let lastPending = '';
+  let lastPending = { key: '', left: -1, at: 0 };
   const drain = async (runId: () => string, listingDone: () => boolean, stop: () => boolean) => {
     for (;;) {
       if (stop()) return;
@@ -136,9 +138,16 @@ export async function runCycle(options: CycleOptions = {}): Promise<CycleSummary
         }
         const pending = await pendingCopies(engine.state, clients, queueUrl, runId(), inFlightSeconds);
         if (pending === undefined) return;
+        // Said when the copies left change, and otherwise at most every few seconds (the queue's counts flicker).
         const key = JSON.stringify(pending);
-        if (key !== lastPending) emit({ kind: 'pending', pending });
-        lastPending = key;
+        const now = Date.now();
+        if (
+          key !== lastPending.key &&
+          (pending.left !== lastPending.left || now - lastPending.at >= PENDING_EVERY_MS)
+        ) {
+          emit({ kind: 'pending', pending });
+          lastPending = { key, left: pending.left, at: now };
+        }
         await new Promise((r) => setTimeout(r, IDLE_POLL_MS));
         continue;
       }
