@@ -9,10 +9,12 @@ import {
   createAwsClients,
   required,
   RetryableError,
+  settingsFromEnv,
   sqsEventFromMessages,
   unavailableNotes,
   type AwsClients,
   type RunRecord,
+  type StateStore,
 } from '../shared/index.js';
 import { enumerateHandler, type EnumerateResult } from './enumerate.js';
 import { replicateHandler } from './replicate.js';
@@ -30,17 +32,35 @@ export interface CycleOptions {
   /** Waits until a paused run may continue (a countdown on a terminal; tests move a clock). */
   sleepUntil?: (at: Date) => Promise<void>;
   onEvent?: (event: CycleEvent) => void;
+  /** Retry quarantined assets too. */
+  redrive?: boolean;
+}
+
+/** Copies a run still waits for, and where they are. */
+export interface PendingCopies {
+  runId: string;
+  /** Messages of the run that have not settled yet. */
+  left: number;
+  /** Hidden: being copied, or held by a worker that stopped (they come back within `inFlightSeconds`). */
+  inFlight: number;
+  /** Waiting out a retry delay. */
+  delayed: number;
+  inFlightSeconds: number;
 }
 
 export type CycleEvent =
   | { kind: 'enumerated'; result: EnumerateResult }
   | { kind: 'waiting'; until: Date; runId: string }
+  | { kind: 'continuing'; run: RunRecord }
+  | { kind: 'pending'; pending: PendingCopies }
   | { kind: 'batch'; received: number; failed: number }
   | { kind: 'bytes'; count: number };
 
 export interface CycleSummary {
   runId: string;
   run?: RunRecord;
+  /** An interrupted run whose copies this cycle finished before starting its own. */
+  continued?: RunRecord;
   invocations: { enumerate: number; replicate: number };
   /** Handler invocations that reported some messages for redelivery. */
   retried: number;
@@ -68,6 +88,8 @@ export function lambdaContext(timeoutMs: number, name: string): Context {
 
 /** Pause between empty polls of the queue. */
 const IDLE_POLL_MS = 250;
+/** Least time between two reports of unchanged work left. */
+const PENDING_EVERY_MS = 5_000;
 
 const realSleepUntil = (at: Date) =>
   new Promise<void>((r) => setTimeout(r, Math.max(0, at.getTime() - Date.now())));
@@ -95,12 +117,97 @@ export async function runCycle(options: CycleOptions = {}): Promise<CycleSummary
   );
   const queueArn = attrs.Attributes?.QueueArn ?? 'arn:aws:sqs:local:000000000000:work';
 
+  const engine = await awsEngineFromEnv(process.env, clients);
+  const inFlightSeconds = settingsFromEnv(process.env).inFlightSeconds;
+  let lastPending = { key: '', left: -1, at: 0 };
+  const drain = async (runId: () => string, listingDone: () => boolean, stop: () => boolean) => {
+    for (;;) {
+      if (stop()) return;
+      const received = await clients.sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: queueUrl,
+          MaxNumberOfMessages: Math.min(10, options.batchSize ?? 10),
+          // Short polls: a long poll would hold an SQS-compatible test server's lock for its whole wait.
+          WaitTimeSeconds: 0,
+          // Hidden only for the in-flight time: the handler's heartbeat keeps them hidden while it works.
+          VisibilityTimeout: inFlightSeconds,
+          MessageSystemAttributeNames: ['All'],
+          MessageAttributeNames: ['All'],
+        }),
+      );
+      const messages = received.Messages ?? [];
+      if (messages.length === 0) {
+        if (stop()) return;
+        if (!listingDone()) {
+          await new Promise((r) => setTimeout(r, IDLE_POLL_MS));
+          continue;
+        }
+        const pending = await pendingCopies(engine.state, clients, queueUrl, runId(), inFlightSeconds);
+        if (pending === undefined) return;
+        // Said when the copies left change, and otherwise at most every few seconds (the queue's counts flicker).
+        const key = JSON.stringify(pending);
+        const now = Date.now();
+        if (
+          key !== lastPending.key &&
+          (pending.left !== lastPending.left || now - lastPending.at >= PENDING_EVERY_MS)
+        ) {
+          emit({ kind: 'pending', pending });
+          lastPending = { key, left: pending.left, at: now };
+        }
+        await new Promise((r) => setTimeout(r, IDLE_POLL_MS));
+        continue;
+      }
+      summary.invocations.replicate += 1;
+      const response = await replicateHandler(
+        sqsEventFromMessages(messages, queueArn),
+        lambdaContext(timeout, 'replicate'),
+        { onBytes: (count) => emit({ kind: 'bytes', count }) },
+      );
+      const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
+      const done = messages.filter((m) => !failed.has(m.MessageId ?? ''));
+      if (done.length > 0) {
+        await clients.sqs.send(
+          new DeleteMessageBatchCommand({
+            QueueUrl: queueUrl,
+            Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
+          }),
+        );
+      }
+      summary.retried += failed.size;
+      emit({ kind: 'batch', received: messages.length, failed: failed.size });
+    }
+  };
+  const workers = options.workers ?? 2;
+
+  // A run interrupted after its listing (kill -9, a closed laptop) still owns messages: finish its
+  // copies first, instead of listing again and queueing a second message for each of them.
+  const latest = await engine.state.latestRun();
+  if (latest?.phase === 'completed' && (latest.counters.settled ?? 0) < latest.counters.enqueued) {
+    emit({ kind: 'continuing', run: latest });
+    let settled = false;
+    await Promise.all(
+      Array.from({ length: workers }, () =>
+        drain(
+          () => latest.runId,
+          () => true,
+          () => settled,
+        ).finally(() => {
+          settled = true;
+        }),
+      ),
+    );
+    summary.continued = await engine.state.getRun(latest.runId);
+  }
+
   let listingDone = false;
   let listingError: unknown;
   // The Admin API stayed down: what was listed is still copied, then the run stops with this.
   let listingStopped: Error | undefined;
   const enumerateLoop = (async () => {
-    let event: { action: 'start' | 'continue'; runId?: string } = { action: 'start' };
+    let event: { action: 'start' | 'continue'; runId?: string; redrive?: boolean } = {
+      action: 'start',
+      ...(options.redrive ? { redrive: true } : {}),
+    };
     for (;;) {
       let paused: Date | undefined;
       summary.invocations.enumerate += 1;
@@ -130,56 +237,49 @@ export async function runCycle(options: CycleOptions = {}): Promise<CycleSummary
       listingDone = true;
     });
 
-  const drainLoop = async () => {
-    for (;;) {
-      if (listingError !== undefined) return;
-      const received = await clients.sqs.send(
-        new ReceiveMessageCommand({
-          QueueUrl: queueUrl,
-          MaxNumberOfMessages: Math.min(10, options.batchSize ?? 10),
-          // Short polls: a long poll would hold an SQS-compatible test server's lock for its whole wait.
-          WaitTimeSeconds: 0,
-          MessageSystemAttributeNames: ['All'],
-          MessageAttributeNames: ['All'],
-        }),
-      );
-      const messages = received.Messages ?? [];
-      if (messages.length === 0) {
-        if (listingDone && (await queueIsEmpty(clients, queueUrl))) return;
-        await new Promise((r) => setTimeout(r, IDLE_POLL_MS));
-        continue;
-      }
-      summary.invocations.replicate += 1;
-      const response = await replicateHandler(
-        sqsEventFromMessages(messages, queueArn),
-        lambdaContext(timeout, 'replicate'),
-        { onBytes: (count) => emit({ kind: 'bytes', count }) },
-      );
-      const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
-      const done = messages.filter((m) => !failed.has(m.MessageId ?? ''));
-      if (done.length > 0) {
-        await clients.sqs.send(
-          new DeleteMessageBatchCommand({
-            QueueUrl: queueUrl,
-            Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
-          }),
-        );
-      }
-      summary.retried += failed.size;
-      emit({ kind: 'batch', received: messages.length, failed: failed.size });
-    }
-  };
-
-  await Promise.all([enumerateLoop, ...Array.from({ length: options.workers ?? 2 }, drainLoop)]);
+  let finished = false;
+  await Promise.all([
+    enumerateLoop,
+    ...Array.from({ length: workers }, () =>
+      drain(
+        () => summary.runId,
+        () => listingDone,
+        () => finished || listingError !== undefined,
+      ).finally(() => {
+        finished = true;
+      }),
+    ),
+  ]);
   if (listingError !== undefined) throw listingError;
   if (listingStopped) throw listingStopped;
-  const engine = await awsEngineFromEnv(process.env, clients);
   summary.run = await engine.state.getRun(summary.runId);
   summary.unavailable = unavailableNotes(summary.run?.listingCapabilities);
   return summary;
 }
 
-async function queueIsEmpty(clients: AwsClients, queueUrl: string): Promise<boolean> {
+/**
+ * What the run still waits for; undefined once it is done: every message it sent has settled, or
+ * the queue holds nothing at all (messages lost to a purge or their retention can never settle).
+ */
+async function pendingCopies(
+  state: StateStore,
+  clients: AwsClients,
+  queueUrl: string,
+  runId: string,
+  inFlightSeconds: number,
+): Promise<PendingCopies | undefined> {
+  const run = await state.getRun(runId);
+  const left = run ? run.counters.enqueued - (run.counters.settled ?? 0) : 0;
+  if (left <= 0) return undefined;
+  const queue = await queueCounts(clients, queueUrl);
+  if (queue.visible + queue.inFlight + queue.delayed === 0) return undefined;
+  return { runId, left, inFlight: queue.inFlight, delayed: queue.delayed, inFlightSeconds };
+}
+
+async function queueCounts(
+  clients: AwsClients,
+  queueUrl: string,
+): Promise<{ visible: number; inFlight: number; delayed: number }> {
   const attrs = await clients.sqs.send(
     new GetQueueAttributesCommand({
       QueueUrl: queueUrl,
@@ -191,10 +291,9 @@ async function queueIsEmpty(clients: AwsClients, queueUrl: string): Promise<bool
     }),
   );
   const a = attrs.Attributes ?? {};
-  return (
-    Number(a.ApproximateNumberOfMessages ?? 0) +
-      Number(a.ApproximateNumberOfMessagesNotVisible ?? 0) +
-      Number(a.ApproximateNumberOfMessagesDelayed ?? 0) ===
-    0
-  );
+  return {
+    visible: Number(a.ApproximateNumberOfMessages ?? 0),
+    inFlight: Number(a.ApproximateNumberOfMessagesNotVisible ?? 0),
+    delayed: Number(a.ApproximateNumberOfMessagesDelayed ?? 0),
+  };
 }

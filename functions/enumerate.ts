@@ -14,6 +14,8 @@ import { engineLog, logger, metrics, MetricUnit } from './observability.js';
 export interface EnumerateEvent {
   action?: 'start' | 'continue';
   runId?: string;
+  /** With `start`: retry quarantined assets too (`{"action":"start","redrive":true}`). */
+  redrive?: boolean;
 }
 
 export interface EnumerateResult {
@@ -78,6 +80,7 @@ export async function enumerateHandler(
     },
     {
       runId: action === 'continue' ? event.runId : undefined,
+      redrive: action === 'start' && event.redrive === true,
       deadline: Date.now() + context.getRemainingTimeInMillis(),
     },
   );

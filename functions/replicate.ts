@@ -27,6 +27,7 @@ export async function replicateHandler(
       queue: engine.queue,
       maxReceives: engine.settings.maxReceives,
       retryBaseSeconds: engine.settings.retryBaseSeconds,
+      inFlightSeconds: engine.settings.inFlightSeconds,
       log: engineLog,
       onBytes: options.onBytes,
     },

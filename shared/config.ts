@@ -91,6 +91,11 @@ export interface EngineSettings {
   retryBaseSeconds: number;
   /** Assets one worker invocation copies at once. */
   workerConcurrency: number;
+  /**
+   * How long a message being copied stays hidden, and its asset leased, without a heartbeat: a
+   * worker that dies (kill -9, a lost Lambda) gives its work back within this time.
+   */
+  inFlightSeconds: number;
 }
 
 export const DEFAULT_SETTINGS: EngineSettings = {
@@ -107,6 +112,7 @@ export const DEFAULT_SETTINGS: EngineSettings = {
   idleTimeoutMs: 60_000,
   retryBaseSeconds: 30,
   workerConcurrency: 4,
+  inFlightSeconds: 60,
 };
 
 function list(name: string, raw: string | undefined): string[] | undefined {
@@ -180,6 +186,8 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): EngineSet
       integer('RETRY_BASE_SECONDS', env.RETRY_BASE_SECONDS, 0, 900) ?? DEFAULT_SETTINGS.retryBaseSeconds,
     workerConcurrency:
       integer('WORKER_CONCURRENCY', env.WORKER_CONCURRENCY, 1, 64) ?? DEFAULT_SETTINGS.workerConcurrency,
+    inFlightSeconds:
+      integer('IN_FLIGHT_SECONDS', env.IN_FLIGHT_SECONDS, 3, 43_200) ?? DEFAULT_SETTINGS.inFlightSeconds,
   };
 }
 

@@ -134,9 +134,19 @@ export interface ObjectStore {
   get(key: string, range?: { start: number; end?: number }): Promise<Readable>;
   /** A folder store: the file's path inside the folder (`_unsafe/<sha256>` for names that cannot be paths). */
   localPathOf?(key: string): string;
+  /**
+   * Discards unfinished uploads to `key` left by a copy that died (kill -9, a lost Lambda), so
+   * none stays open; returns how many. `bytes` (the object's size) lets a store skip the look when
+   * it never uploads so small an object in parts. Stores without partial uploads need not implement it.
+   */
+  discardIncomplete?(key: string, bytes?: number): Promise<number>;
 }
 
-export type AssetStatus = 'replicated' | 'failed' | 'deleted-at-source';
+/**
+ * `failed`: retried by the next run. `quarantined`: failed permanently (403, 400, too large, a
+ * restricted type); retried only when its version or size changes, or on an explicit redrive.
+ */
+export type AssetStatus = 'replicated' | 'failed' | 'quarantined' | 'deleted-at-source';
 
 /** How a copy's bytes were checked: MD5 against Cloudinary's etag, or only their count. */
 export type Verification = 'md5' | 'size';
@@ -160,6 +170,19 @@ export interface AssetState extends AssetRef {
   failedVersion?: number;
   /** How the copy was verified; absent on states recorded before this was kept. */
   verifiedBy?: Verification;
+  /** The version and size that failed permanently beside a copy we hold; not retried until they change. */
+  quarantinedVersion?: number;
+  quarantinedBytes?: number;
+  /** The distinct errors of the failing version, oldest first (a few, each cut short). */
+  errors?: string[];
+}
+
+/** How a failure is recorded besides its last error. */
+export interface FailureDetails {
+  /** A permanent failure: quarantine the version instead of retrying it every run. */
+  quarantine?: boolean;
+  /** The distinct errors so far, to keep beside the last one. */
+  errors?: string[];
 }
 
 export type RunPhase = 'listing' | 'waiting' | 'finalizing' | 'completed' | 'failed';
@@ -173,6 +196,11 @@ export interface RunCounters {
   deleted: number;
   bytes: number;
   adminCalls: number;
+  /**
+   * Messages of this run that reached an end (copied, found copied, gone or given up), whoever
+   * handled them; the run's copies are done when it reaches `enqueued`.
+   */
+  settled: number;
 }
 
 export interface ListingProgress {
@@ -197,6 +225,8 @@ export interface RunRecord {
   error?: string;
   /** What the account's listing gave in this run (Search tier, fallback); the next run starts from it. */
   listingCapabilities?: ListingCapabilities;
+  /** This run retries quarantined assets too (an explicit redrive). */
+  redrive?: boolean;
 }
 
 /** Port: what has been copied (DynamoDB table or a local database). */
@@ -223,6 +253,7 @@ export interface StateStore {
     ref: AssetRef & { version: number; bytes: number; objectKey: string },
     error: string,
     owner?: string,
+    details?: FailureDetails,
   ): Promise<void>;
   markDeleted(ids: string[], at: string): Promise<void>;
   /**
@@ -269,6 +300,11 @@ export interface WorkQueue {
   ack(work: ReceivedWork): Promise<void>;
   /** Makes a failed message visible again after `delaySeconds`. */
   retryLater(work: ReceivedWork, delaySeconds: number): Promise<void>;
+  /**
+   * Keeps a message being worked on hidden for `seconds` more from now: the heartbeat of a copy
+   * in progress, so a worker that dies gives its messages back within `seconds`.
+   */
+  extendVisibility(work: ReceivedWork, seconds: number): Promise<void>;
   /** Gives up on a message: moves it to the dead-letter queue with the reason, removes it here. */
   deadLetter(work: ReceivedWork, reason: string): Promise<void>;
 }

@@ -52,6 +52,18 @@ describe('the transfer decision', () => {
     expect(needsTransfer(asset(), state({ status: 'deleted-at-source' }))).toBe(true);
   });
 
+  it('does not retry a quarantined version until its version or size changes, or a redrive asks', () => {
+    const refused = state({ status: 'quarantined' });
+    const besideCopy = state({ version: 9, quarantinedVersion: 10, quarantinedBytes: 100 });
+
+    expect(needsTransfer(asset(), refused)).toBe(false);
+    expect(needsTransfer(asset(), besideCopy)).toBe(false);
+    expect(needsTransfer(asset({ version: 11 }), refused)).toBe(true);
+    expect(needsTransfer(asset({ bytes: 101 }), besideCopy)).toBe(true);
+    expect(needsTransfer(asset(), refused, { redrive: true })).toBe(true);
+    expect(needsTransfer(asset(), besideCopy, { redrive: true })).toBe(true);
+  });
+
   it('never skips an asset whose version or size differs from the recorded copy', () => {
     fc.assert(
       fc.property(fc.nat(), fc.nat(), fc.nat(), fc.nat(), (v1, v2, b1, b2) => {

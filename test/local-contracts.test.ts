@@ -23,9 +23,9 @@ objectStoreContract('LocalObjectStore (folder + SQLite index)', async () => {
   };
 });
 
-stateStoreContract('SqliteStateStore (node:sqlite)', async () => {
+stateStoreContract('SqliteStateStore (node:sqlite)', async (clock) => {
   const dir = freshFolder('state');
-  const state = new SqliteStateStore(dir);
+  const state = new SqliteStateStore(dir, { now: clock.now });
   return {
     state,
     cleanup: async () => {

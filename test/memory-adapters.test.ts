@@ -5,10 +5,14 @@ import { workItems } from './contracts/support.js';
 import { workQueueContract } from './contracts/workQueueContract.js';
 
 workQueueContract('MemoryWorkQueue', async () => {
-  const queue = new MemoryWorkQueue({ visibilityTimeoutSeconds: 0.3 });
+  let now = 1_000_000;
+  const queue = new MemoryWorkQueue({ visibilityTimeoutSeconds: 30, now: () => now });
   return {
     queue,
-    visibilityTimeoutSeconds: 0.3,
+    visibilityTimeoutSeconds: 30,
+    passTime: async (seconds) => {
+      now += seconds * 1000;
+    },
     readDeadLetters: async () => queue.deadLetters.map(({ item, reason }) => ({ item, reason })),
   };
 });

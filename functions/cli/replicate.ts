@@ -32,12 +32,20 @@ export const REPLICATE_COMMAND = {
     },
     workers: { type: 'number', valueName: 'N', default: 2, description: 'Parallel queue consumers.' },
     json: { type: 'boolean', description: 'JSON lines on stdout, for scripts.' },
+    redrive: {
+      type: 'boolean',
+      description:
+        'Retry quarantined assets too (permanent failures, otherwise retried only when their version or size changes).',
+    },
   },
   examples: [
     'npm run replicate -- --stack CloudinaryS3Replicator',
+    'npm run replicate -- --redrive',
     'AWS_ENDPOINT_URL=http://127.0.0.1:5000 npm run replicate',
   ],
 } satisfies CommandSpec<Record<string, FlagSpec>>;
+
+const copies = (n: number) => `${n} ${n === 1 ? 'copy' : 'copies'}`;
 
 export async function replicateMain(
   argv: readonly string[],
@@ -63,8 +71,26 @@ export async function replicateMain(
       let handled = 0;
       const summary = await runCycle({
         workers: flags.workers ?? 2,
+        redrive: flags.redrive === true,
         onEvent: (event) => {
-          if (event.kind === 'enumerated') {
+          if (event.kind === 'continuing') {
+            const { run } = event;
+            const left = run.counters.enqueued - (run.counters.settled ?? 0);
+            progress.setTotals({ files: left });
+            progress.message(`Finishing run ${run.runId}, interrupted with ${copies(left)} left.`, {
+              runId: run.runId,
+              left,
+            });
+          } else if (event.kind === 'pending') {
+            const { pending } = event;
+            const text =
+              `waiting for ${copies(pending.left)} of run ${pending.runId}: ${pending.inFlight} in flight ` +
+              `(a stopped worker's come back within ${pending.inFlightSeconds} s), ${pending.delayed} retrying later`;
+            // Piped output has no status line: say it once per change instead of staying silent.
+            if (mode === 'plain') progress.message(text);
+            else progress.status(text);
+            progress.event('pending', { ...pending });
+          } else if (event.kind === 'enumerated') {
             listed = event.result.counters.listed;
             enqueued = event.result.counters.enqueued;
             progress.setTotals({ files: enqueued });
@@ -90,6 +116,13 @@ export async function replicateMain(
       const counters = run?.counters;
       if (mode === 'json') writeJsonLine(out, { event: 'summary', ...summary });
       else {
+        const continued = summary.continued;
+        if (continued) {
+          out.write(
+            `Interrupted run ${continued.runId} finished: ${continued.counters.replicated} replicated ` +
+              `(${continued.counters.bytes} bytes), ${continued.counters.failed} dead-lettered.\n`,
+          );
+        }
         out.write(
           `Run ${summary.runId} ${run?.phase ?? 'unknown'}: ${counters?.listed ?? listed} listed, ` +
             `${counters?.enqueued ?? enqueued} enqueued, ${counters?.replicated ?? handled} replicated ` +
@@ -98,7 +131,9 @@ export async function replicateMain(
         );
         for (const note of summary.unavailable) out.write(`Unavailable: ${note}\n`);
       }
-      return run?.phase === 'completed' && (counters?.failed ?? 0) === 0 ? 0 : 1;
+      // Dead letters of an interrupted run this cycle finished count as this cycle's failures too.
+      const failed = (counters?.failed ?? 0) + (summary.continued?.counters.failed ?? 0);
+      return run?.phase === 'completed' && failed === 0 ? 0 : 1;
     },
     { name: 'replicate', streams },
   );

@@ -26,6 +26,7 @@ import type {
   AssetState,
   AssetStatus,
   ListingCapabilities,
+  FailureDetails,
   ListingProgress,
   RunCounters,
   RunRecord,
@@ -49,6 +50,7 @@ const COUNTER_NAMES: readonly (keyof RunCounters)[] = [
   'deleted',
   'bytes',
   'adminCalls',
+  'settled',
 ];
 
 export interface DynamoStateStoreOptions {
@@ -58,6 +60,8 @@ export interface DynamoStateStoreOptions {
   maxBatchAttempts?: number;
   /** First backoff delay in ms between those tries (default 50; doubles, with jitter). */
   backoffMs?: number;
+  /** Clock for leases and record times (tests move it instead of waiting). */
+  now?: () => Date;
 }
 
 /** Key of an asset's state item: `pk = ASSET#<resource_type>/<type>/<public_id>`, `sk = STATE`. */
@@ -121,6 +125,7 @@ export class DynamoStateStore implements StateStore {
   private readonly dynamo: DynamoDBClient;
   private readonly maxBatchAttempts: number;
   private readonly backoffMs: number;
+  private readonly now: () => Date;
 
   constructor(options: DynamoStateStoreOptions) {
     if (!options.table) throw new ConfigError('DynamoStateStore needs a table name');
@@ -128,6 +133,7 @@ export class DynamoStateStore implements StateStore {
     this.table = options.table;
     this.maxBatchAttempts = options.maxBatchAttempts ?? 8;
     this.backoffMs = options.backoffMs ?? 50;
+    this.now = options.now ?? (() => new Date());
   }
 
   async getMany(ids: string[]): Promise<Map<string, AssetState>> {
@@ -148,7 +154,7 @@ export class DynamoStateStore implements StateStore {
   async recordReplicated(state: AssetState): Promise<boolean> {
     const stored: AssetState = {
       ...state,
-      replicatedAt: state.replicatedAt ?? new Date().toISOString(),
+      replicatedAt: state.replicatedAt ?? this.now().toISOString(),
       status: 'replicated',
       attempts: 0,
       lastError: undefined,
@@ -178,7 +184,7 @@ export class DynamoStateStore implements StateStore {
     owner: string,
     ttlMs: number,
   ): Promise<'acquired' | 'done' | 'busy'> {
-    const now = Date.now();
+    const now = this.now().getTime();
     const key = assetKey(assetIdOf(ref));
     try {
       await this.dynamo.send(
@@ -219,31 +225,51 @@ export class DynamoStateStore implements StateStore {
     ref: AssetRef & { version: number; bytes: number; objectKey: string },
     error: string,
     owner?: string,
+    details: FailureDetails = {},
   ): Promise<void> {
     const id = assetIdOf(ref);
     const lastError = error.length > MAX_ERROR_CHARS ? `${error.slice(0, MAX_ERROR_CHARS - 1)}…` : error;
-    const names = {
+    const names: Record<string, string> = {
       '#version': 'version',
       '#replicatedAt': 'replicatedAt',
       '#failedVersion': 'failedVersion',
       '#lastError': 'lastError',
       '#attempts': 'attempts',
     };
-    const common = {
+    const common: Item = {
       ':version': { N: String(ref.version) },
       ':lastError': { S: lastError },
       ':one': { N: '1' },
     };
+    // Optional parts of both writes: the distinct errors, and a quarantine beside a held copy.
+    let extra = '';
+    if (details.errors?.length) {
+      names['#errors'] = 'errors';
+      common[':errors'] = toAttribute(details.errors);
+      extra += ', #errors = :errors';
+    }
+    // Beside a held copy: quarantine this version, or (a failure that may pass) lift an earlier quarantine.
+    const quarantineNames = {
+      '#quarantinedVersion': 'quarantinedVersion',
+      '#quarantinedBytes': 'quarantinedBytes',
+    };
+    const besideCopy: { set: string; remove: string; values: Item } = details.quarantine
+      ? {
+          set: ', #quarantinedVersion = :version, #quarantinedBytes = :bytes',
+          remove: '',
+          values: { ':bytes': { N: String(ref.bytes) } },
+        }
+      : { set: '', remove: ' REMOVE #quarantinedVersion, #quarantinedBytes', values: {} };
     // Two disjoint cases, each one atomic write: we hold an older copy, or we hold none.
     const keepCopy = () =>
       this.dynamo.send(
         new UpdateItemCommand({
           TableName: this.table,
           Key: assetKey(id),
-          UpdateExpression: 'SET #failedVersion = :version, #lastError = :lastError ADD #attempts :one',
+          UpdateExpression: `SET #failedVersion = :version, #lastError = :lastError${extra}${besideCopy.set}${besideCopy.remove} ADD #attempts :one`,
           ConditionExpression: 'attribute_exists(#replicatedAt) AND #version < :version',
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: common,
+          ExpressionAttributeNames: { ...names, ...quarantineNames },
+          ExpressionAttributeValues: { ...common, ...besideCopy.values },
         }),
       );
     const noCopy = () => {
@@ -261,7 +287,7 @@ export class DynamoStateStore implements StateStore {
           TableName: this.table,
           Key: assetKey(id),
           UpdateExpression:
-            `SET #status = :failed, #version = :version, #failedVersion = :version, #lastError = :lastError, ` +
+            `SET #status = :failed, #version = :version, #failedVersion = :version, #lastError = :lastError${extra}, ` +
             `${sets.map(([n, , v]) => `${n} = ${v}`).join(', ')} ADD #attempts :one`,
           ConditionExpression:
             'attribute_not_exists(#status) OR (attribute_not_exists(#replicatedAt) AND #version <= :version)',
@@ -272,7 +298,7 @@ export class DynamoStateStore implements StateStore {
           },
           ExpressionAttributeValues: {
             ...common,
-            ':failed': { S: 'failed' },
+            ':failed': { S: details.quarantine ? 'quarantined' : 'failed' },
             ...Object.fromEntries(sets.map(([, name, v]) => [v, fields[name] as AttributeValue])),
           },
         }),
@@ -458,6 +484,7 @@ export class DynamoStateStore implements StateStore {
       finalizeCursor: run.finalizeCursor,
       error: run.error,
       listingCapabilities: run.listingCapabilities,
+      redrive: run.redrive,
     };
     Object.entries(fields).forEach(([name, value], i) => {
       names[`#f${i}`] = name;
@@ -614,6 +641,9 @@ const ASSET_FIELDS = [
   'lastError',
   'failedVersion',
   'verifiedBy',
+  'quarantinedVersion',
+  'quarantinedBytes',
+  'errors',
 ] as const satisfies readonly (keyof AssetState)[];
 
 function assetItem(state: AssetState): Item {
@@ -651,6 +681,7 @@ function runFromItem(item: Item): RunRecord {
   if (typeof raw.listingCapabilities === 'object' && raw.listingCapabilities !== null) {
     run.listingCapabilities = raw.listingCapabilities as ListingCapabilities;
   }
+  if (raw.redrive === true) run.redrive = true;
   return run;
 }
 

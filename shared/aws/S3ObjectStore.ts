@@ -1,9 +1,11 @@
 import { isTransientAwsError } from './awsErrors.js';
 import {
+  AbortMultipartUploadCommand,
   GetObjectCommand,
   GetObjectTaggingCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectTaggingCommand,
   type S3Client,
@@ -251,6 +253,43 @@ export class S3ObjectStore implements ObjectStore {
       throw new RetryableError(`S3 returned no readable body for ${key}`);
     }
     return found.Body;
+  }
+
+  async discardIncomplete(key: string, bytes?: number): Promise<number> {
+    // Smaller than one part: lib-storage sends it in a single PutObject, which leaves nothing open.
+    if (bytes !== undefined && bytes < this.partSize) return 0;
+    let discarded = 0;
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (;;) {
+      const page = await this.send(
+        () =>
+          this.s3.send(
+            new ListMultipartUploadsCommand({
+              Bucket: this.bucket,
+              Prefix: key,
+              KeyMarker: keyMarker,
+              UploadIdMarker: uploadIdMarker,
+            }),
+          ),
+        `listing unfinished uploads of ${key}`,
+      );
+      // The prefix also matches longer keys; only this key's uploads are ours to discard.
+      for (const upload of page.Uploads ?? []) {
+        if (upload.Key !== key || !upload.UploadId) continue;
+        await this.send(
+          () =>
+            this.s3.send(
+              new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: upload.UploadId }),
+            ),
+          `discarding an unfinished upload of ${key}`,
+        );
+        discarded += 1;
+      }
+      if (!page.IsTruncated) return discarded;
+      keyMarker = page.NextKeyMarker;
+      uploadIdMarker = page.NextUploadIdMarker;
+    }
   }
 
   private async md5Tag(key: string, versionId: string | undefined): Promise<string | undefined> {

@@ -1,5 +1,6 @@
 import { backoff, errorName, isTransientAwsError, sleep } from './awsErrors.js';
 import {
+  ChangeMessageVisibilityBatchCommand,
   ChangeMessageVisibilityCommand,
   DeleteMessageCommand,
   ReceiveMessageCommand,
@@ -91,6 +92,12 @@ export class SqsWorkQueue implements WorkQueue {
   private readonly sqs: SQSClient;
   private readonly maxSendAttempts: number;
   private readonly backoffMs: number;
+  private readonly extensions: Array<{
+    work: ReceivedWork;
+    seconds: number;
+    resolve: () => void;
+    reject: (error: unknown) => void;
+  }> = [];
 
   constructor(options: SqsWorkQueueOptions) {
     if (!options.queueUrl) throw new ConfigError('SqsWorkQueue needs a queue URL');
@@ -188,6 +195,50 @@ export class SqsWorkQueue implements WorkQueue {
         ),
       this.queueUrl,
     );
+  }
+
+  async extendVisibility(work: ReceivedWork, seconds: number): Promise<void> {
+    // Extensions asked for in the same tick (a batch's heartbeat) go out as one batch request.
+    return new Promise<void>((resolve, reject) => {
+      this.extensions.push({ work, seconds, resolve, reject });
+      if (this.extensions.length === 1) queueMicrotask(() => void this.sendExtensions());
+    });
+  }
+
+  private async sendExtensions(): Promise<void> {
+    const asked = this.extensions.splice(0);
+    for (let i = 0; i < asked.length; i += MAX_BATCH_ENTRIES) {
+      const chunk = asked.slice(i, i + MAX_BATCH_ENTRIES);
+      try {
+        const answer = await this.send(
+          () =>
+            this.sqs.send(
+              new ChangeMessageVisibilityBatchCommand({
+                QueueUrl: this.queueUrl,
+                Entries: chunk.map((entry, j) => ({
+                  Id: String(j),
+                  ReceiptHandle: entry.work.receiptHandle,
+                  VisibilityTimeout: Math.min(MAX_VISIBILITY_SECONDS, Math.max(0, Math.round(entry.seconds))),
+                })),
+              }),
+            ),
+          this.queueUrl,
+        );
+        const failed = new Map((answer.Failed ?? []).map((entry) => [entry.Id, entry]));
+        chunk.forEach((entry, j) => {
+          const failure = failed.get(String(j));
+          if (!failure) entry.resolve();
+          else
+            entry.reject(
+              new RetryableError(
+                `SQS did not extend message ${entry.work.messageId} (${failure.Code ?? 'unknown'}): ${redactSecrets(failure.Message ?? '')}`,
+              ),
+            );
+        });
+      } catch (error) {
+        for (const entry of chunk) entry.reject(error);
+      }
+    }
   }
 
   async deadLetter(work: ReceivedWork, reason: string): Promise<void> {

@@ -72,7 +72,7 @@ export async function dryRun(
           const id = assetIdOf(asset);
           seen.add(id);
           summary.listed += 1;
-          if (needsTransfer(asset, states.get(id))) {
+          if (needsTransfer(asset, states.get(id), { redrive: options.redrive })) {
             summary.toTransfer += 1;
             summary.toTransferBytes += asset.bytes;
           } else summary.unchanged += 1;

@@ -41,6 +41,8 @@ export interface BackupOptions {
   prune?: boolean;
   /** Wait out a spent Admin API budget (default); otherwise stop with a resumable checkpoint. */
   wait?: boolean;
+  /** Retry quarantined assets too (permanent failures, otherwise retried only when they change). */
+  redrive?: boolean;
   now?: () => Date;
   sleepUntil?: (at: Date) => Promise<void>;
   /** Waits between retries of a failed Admin API call (tests inject it). */
@@ -217,7 +219,7 @@ async function backup(
             });
           },
         },
-        { runId },
+        { runId, redrive: options.redrive },
       );
       runId = outcome.run.runId;
       summary.runId = runId;
@@ -344,6 +346,7 @@ function countingQueue(queue: WorkQueue, onSend: (items: WorkItem[]) => void): W
     receive: (max, waitSeconds) => queue.receive(max, waitSeconds),
     ack: (work) => queue.ack(work),
     retryLater: (work, delaySeconds) => queue.retryLater(work, delaySeconds),
+    extendVisibility: (work, seconds) => queue.extendVisibility(work, seconds),
     deadLetter: (work, reason) => queue.deadLetter(work, reason),
   };
 }

@@ -37,6 +37,11 @@ export const BACKUP_COMMAND = {
         'Wait out a spent Admin API budget with a countdown (default); --no-wait stops with a resumable checkpoint.',
     },
     json: { type: 'boolean', description: 'JSON lines on stdout (events and a summary), for scripts.' },
+    redrive: {
+      type: 'boolean',
+      description:
+        'Retry quarantined assets too (permanent failures, otherwise retried only when their version or size changes).',
+    },
   },
   examples: [
     'CLOUDINARY_URL=cloudinary://KEY:SECRET@CLOUD npm run backup -- --dest /Volumes/Backup/cloudinary',
@@ -227,6 +232,7 @@ export async function backupMain(
         dryRun: flags.dryRun,
         prune: flags.delete,
         wait: flags.wait ?? true,
+        redrive: flags.redrive === true,
         onEvent: display.onEvent,
       });
       display.finish(summary);

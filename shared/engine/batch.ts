@@ -3,6 +3,7 @@ import { workFromSqsRecord } from '../aws/SqsWorkQueue.js';
 import { mapLimit } from '../concurrency.js';
 import { describeError, dispositionOf } from '../errors.js';
 import type { ReceivedWork } from '../types.js';
+import { heartbeatIntervalMs, startHeartbeat } from './heartbeat.js';
 import { addRunCounters, replicateWork, type ReplicateDeps, type ReplicateResult } from './replicate.js';
 
 /** How long a lease outlives the invocation's deadline. */
@@ -43,32 +44,42 @@ export async function replicateRecords(
   );
   const fail = (messageId: string) => summary.batchItemFailures.push({ itemIdentifier: messageId });
   let fatal: unknown;
-  const perRun = new Map<string, { replicated: number; bytes: number; failed: number }>();
-  const count = (runId: string, replicated: number, bytes: number, failed: number) => {
-    const c = perRun.get(runId) ?? { replicated: 0, bytes: 0, failed: 0 };
-    perRun.set(runId, {
-      replicated: c.replicated + replicated,
-      bytes: c.bytes + bytes,
-      failed: c.failed + failed,
-    });
+  // The work done is credited to the run doing it; each message settles the run that sent it.
+  const done = { replicated: 0, bytes: 0, failed: 0 };
+  const settledPerRun = new Map<string, number>();
+  const settle = (runId: string) => settledPerRun.set(runId, (settledPerRun.get(runId) ?? 0) + 1);
+  const works = new Map<string, ReceivedWork>();
+  for (const record of records) {
+    try {
+      works.set(record.messageId, workFromSqsRecord(record));
+    } catch (error) {
+      // Left to the queue's redrive policy, which moves it to the DLQ after its receives.
+      deps.log?.error('malformed work message', {
+        messageId: record.messageId,
+        error: describeError(error),
+      });
+    }
+  }
+  // Messages waiting their turn stay hidden only while this invocation lives (the copies keep their own).
+  const waiting = new Set(works.values());
+  const inFlight = deps.inFlightSeconds;
+  const keepWaitingHidden = async () => {
+    // All at once: a queue may send them as one batch request.
+    await Promise.all(
+      [...waiting].map((work) => deps.queue.extendVisibility(work, inFlight ?? 0).catch(() => undefined)),
+    );
   };
+  const heartbeat =
+    inFlight === undefined ? undefined : startHeartbeat(heartbeatIntervalMs(inFlight), keepWaitingHidden);
   try {
+    if (inFlight !== undefined) await keepWaitingHidden();
     await mapLimit(records, options.concurrency ?? 4, async (record) => {
-      if (fatal !== undefined) return fail(record.messageId);
+      const work = works.get(record.messageId);
+      if (work) waiting.delete(work);
+      if (fatal !== undefined || !work) return fail(record.messageId);
       if (controller.signal.aborted) {
         // Never started before the deadline: visible again now, not after the visibility timeout.
-        await releaseUnstarted(deps, record);
-        return fail(record.messageId);
-      }
-      let work: ReceivedWork;
-      try {
-        work = workFromSqsRecord(record);
-      } catch (error) {
-        // Left to the queue's redrive policy, which moves it to the DLQ after its receives.
-        deps.log?.error('malformed work message', {
-          messageId: record.messageId,
-          error: describeError(error),
-        });
+        await releaseUnstarted(deps, work);
         return fail(record.messageId);
       }
       let result: ReplicateResult;
@@ -84,18 +95,19 @@ export async function replicateRecords(
         case 'replicated':
           summary.replicated += 1;
           summary.bytes += result.bytes;
-          count(work.item.runId, 1, result.bytes, 0);
-          return;
+          done.replicated += 1;
+          done.bytes += result.bytes;
+          return settle(work.item.runId);
         case 'skipped':
           summary.skipped += 1;
-          return;
+          return settle(work.item.runId);
         case 'gone':
           summary.gone += 1;
-          return;
+          return settle(work.item.runId);
         case 'dead-lettered':
           summary.deadLettered += 1;
-          count(work.item.runId, 0, 0, 1);
-          return;
+          done.failed += 1;
+          return settle(work.item.runId);
         case 'retry':
           await deps.queue.retryLater(work, result.delaySeconds).catch(() => undefined);
           return fail(record.messageId);
@@ -103,20 +115,43 @@ export async function replicateRecords(
     });
   } finally {
     clearTimeout(timer);
-    await Promise.all([...perRun].map(([runId, delta]) => addRunCounters(deps, runId, delta)));
+    await heartbeat?.stop();
+    await creditRuns(deps, done, settledPerRun);
   }
   if (fatal !== undefined) throw fatal;
   return summary;
 }
 
-/** Makes a record this invocation never started visible again at once (best effort). */
-async function releaseUnstarted(deps: ReplicateDeps, record: SQSRecord): Promise<void> {
+/**
+ * Credits copies to the latest run, the one doing the work (a message may come from an earlier,
+ * interrupted run), and settles each message's own run.
+ */
+async function creditRuns(
+  deps: ReplicateDeps,
+  done: { replicated: number; bytes: number; failed: number },
+  settledPerRun: Map<string, number>,
+): Promise<void> {
+  const credits = new Map<
+    string,
+    { replicated?: number; bytes?: number; failed?: number; settled?: number }
+  >();
+  for (const [runId, settled] of settledPerRun) credits.set(runId, { settled });
+  if (done.replicated > 0 || done.failed > 0) {
+    const latest = await deps.state.latestRun().catch(() => undefined);
+    const runId = latest?.runId ?? [...settledPerRun.keys()].sort().at(-1);
+    if (runId !== undefined) credits.set(runId, { ...credits.get(runId), ...done });
+  }
+  await Promise.all([...credits].map(([runId, delta]) => addRunCounters(deps, runId, delta)));
+}
+
+/** Makes a message this invocation never started visible again at once (best effort). */
+async function releaseUnstarted(deps: ReplicateDeps, work: ReceivedWork): Promise<void> {
   try {
-    await deps.queue.retryLater(workFromSqsRecord(record), 0);
+    await deps.queue.retryLater(work, 0);
   } catch (error) {
-    // It still comes back after the visibility timeout.
+    // It still comes back once its visibility runs out.
     deps.log?.warn('could not release an unstarted message', {
-      messageId: record.messageId,
+      messageId: work.messageId,
       error: describeError(error),
     });
   }

@@ -48,6 +48,8 @@ export interface EnumerateRequest {
   runId?: string;
   /** Epoch ms by which this invocation must have stopped (a Lambda's deadline). */
   deadline?: number;
+  /** A new run retries quarantined assets too (kept in the run record for its continuations). */
+  redrive?: boolean;
 }
 
 export type PauseReason = 'rate-limit' | 'deadline' | 'source-unavailable';
@@ -71,6 +73,7 @@ export function emptyCounters(): RunCounters {
     deleted: 0,
     bytes: 0,
     adminCalls: 0,
+    settled: 0,
   };
 }
 
@@ -90,7 +93,7 @@ export async function enumerate(
 ): Promise<EnumerateOutcome> {
   const now = deps.now ?? (() => new Date());
   const log = deps.log ?? silentLog;
-  let run = await openRun(deps, request.runId, now);
+  let run = await openRun(deps, request.runId, now, request.redrive === true);
   const listings = listingsOf(deps.settings);
   log.info('enumerate: run open', { runId: run.runId, phase: run.phase });
 
@@ -159,7 +162,7 @@ export async function enumerate(
           }
           throw error;
         }
-        const report = await enqueueChanged(deps, run.runId, page.assets);
+        const report = await enqueueChanged(deps, run, page.assets);
         await writeManifestPart(deps.store, manifestPartKey(run.runId, id, progress.pages), page.assets);
         await save({
           ...learned(),
@@ -217,7 +220,12 @@ export async function enumerate(
   }
 }
 
-async function openRun(deps: EnumerateDeps, runId: string | undefined, now: () => Date): Promise<RunRecord> {
+async function openRun(
+  deps: EnumerateDeps,
+  runId: string | undefined,
+  now: () => Date,
+  redrive: boolean,
+): Promise<RunRecord> {
   if (runId) {
     const run = await deps.state.getRun(runId);
     if (!run) throw new FatalError(`run ${runId} does not exist; start a new run instead.`);
@@ -240,6 +248,7 @@ async function openRun(deps: EnumerateDeps, runId: string | undefined, now: () =
     updatedAt: at.toISOString(),
     // What the account's listing gave last time: no call is spent learning it again.
     ...(latest?.listingCapabilities ? { listingCapabilities: latest.listingCapabilities } : {}),
+    ...(redrive ? { redrive: true } : {}),
   };
   await deps.state.putRun(run);
   return run;
@@ -253,12 +262,14 @@ function callsOf(error: unknown): number {
 
 async function enqueueChanged(
   deps: EnumerateDeps,
-  runId: string,
+  run: RunRecord,
   assets: SourceAsset[],
 ): Promise<Omit<PageReport, 'listed'>> {
   const report = { enqueued: 0, upgraded: 0, mismatched: 0 };
   if (assets.length === 0) return report;
+  const runId = run.runId;
   const states = await deps.state.getMany(assets.map(assetIdOf));
+  const options = { redrive: run.redrive === true };
   const changed: SourceAsset[] = [];
   for (const asset of assets) {
     const state = states.get(assetIdOf(asset));
@@ -269,7 +280,7 @@ async function enqueueChanged(
       if (verdict === 'verified') report.upgraded += 1;
       if (verdict === 'mismatch') report.mismatched += 1;
     }
-    if (needsTransfer(asset, state)) changed.push(asset);
+    if (needsTransfer(asset, state, options)) changed.push(asset);
   }
   // Tags, context and metadata travel in the manifest; the work item stays small.
   await deps.queue.sendBatch(

@@ -2,10 +2,11 @@ import { pipeline } from 'node:stream/promises';
 import { PassThrough } from 'node:stream';
 import { createHash, randomUUID } from 'node:crypto';
 import { META } from '../constants.js';
-import { dispositionOf, describeError, FatalError, type Disposition } from '../errors.js';
+import { dispositionOf, describeError, FatalError, RetryableError, type Disposition } from '../errors.js';
 import { assetIdOf, objectKeyFor } from '../keys.js';
 import type {
   AssetSource,
+  AssetState,
   ObjectStore,
   ReceivedWork,
   SourceAsset,
@@ -13,6 +14,7 @@ import type {
   Verification,
   WorkQueue,
 } from '../types.js';
+import { heartbeatIntervalMs, startHeartbeat } from './heartbeat.js';
 import { silentLog, type Log } from './log.js';
 
 export interface ReplicateDeps {
@@ -28,6 +30,11 @@ export interface ReplicateDeps {
   now?: () => Date;
   /** Observes bytes as they stream, for progress displays. */
   onBytes?: (count: number) => void;
+  /**
+   * With a heartbeat: the lease lasts this long and is renewed, with the message's visibility,
+   * every third of it while the copy runs, so a dead worker's work comes back within it.
+   */
+  inFlightSeconds?: number;
 }
 
 export type ReplicateResult =
@@ -66,6 +73,9 @@ export function objectMetadata(asset: SourceAsset): Record<string, string> {
 
 /** Delay before looking again at an asset another worker is copying. */
 const BUSY_RETRY_SECONDS = 10;
+/** Distinct errors kept per failing version, and the length each is cut to. */
+const MAX_ERRORS = 5;
+const MAX_ERROR_CHARS = 300;
 
 export function retryDelaySeconds(receiveCount: number, baseSeconds: number): number {
   const exponential = baseSeconds * 2 ** Math.max(0, receiveCount - 1);
@@ -80,9 +90,9 @@ export function retryDelaySeconds(receiveCount: number, baseSeconds: number): nu
 export async function addRunCounters(
   deps: Pick<ReplicateDeps, 'state' | 'log'>,
   runId: string,
-  delta: { replicated?: number; bytes?: number; failed?: number },
+  delta: { replicated?: number; bytes?: number; failed?: number; settled?: number },
 ): Promise<void> {
-  if (!delta.replicated && !delta.failed) return;
+  if (!delta.replicated && !delta.failed && !delta.settled) return;
   try {
     await deps.state.addToRunCounters(runId, delta);
   } catch (error) {
@@ -107,23 +117,43 @@ export async function replicateWork(
   const id = assetIdOf(asset);
   const objectKey = objectKeyFor(asset);
   const owner = `${work.messageId}:${randomUUID()}`;
+  const inFlight = deps.inFlightSeconds;
+  const leaseMs = inFlight !== undefined ? inFlight * 1000 : (options.leaseMs ?? 15 * 60_000);
 
-  const lease = await deps.state.acquireLease(asset, asset.version, owner, options.leaseMs ?? 15 * 60_000);
+  const lease = await deps.state.acquireLease(asset, asset.version, owner, leaseMs);
   if (lease === 'done') return { outcome: 'skipped', reason: 'already-replicated' };
   if (lease === 'busy') {
     // Another delivery of this asset is copying it right now; look again once it is done.
-    // Not this message's fault: wait long enough for the other copy to finish, whatever the backoff base.
-    const delaySeconds = Math.max(
-      BUSY_RETRY_SECONDS,
-      retryDelaySeconds(work.receiveCount, deps.retryBaseSeconds ?? 30),
-    );
+    // With heartbeats a dead holder's lease lapses within the in-flight time: look again then.
+    const delaySeconds =
+      inFlight !== undefined
+        ? Math.max(1, Math.ceil(inFlight / 3))
+        : Math.max(BUSY_RETRY_SECONDS, retryDelaySeconds(work.receiveCount, deps.retryBaseSeconds ?? 30));
     return { outcome: 'retry', error: `${id} is being copied by another worker`, delaySeconds };
   }
 
   // Stops the download when the upload fails, and the upload when the download fails.
   const abort = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, abort.signal]) : abort.signal;
+  const heartbeat =
+    inFlight === undefined
+      ? undefined
+      : startHeartbeat(heartbeatIntervalMs(inFlight), async () => {
+          const [renewed] = await Promise.all([
+            deps.state.acquireLease(asset, asset.version, owner, leaseMs),
+            deps.queue.extendVisibility(work, inFlight).catch((error: unknown) => {
+              log.warn('could not extend the visibility of a message in progress', {
+                id,
+                error: describeError(error),
+              });
+            }),
+          ]);
+          // Our lease lapsed (a stalled process) and another worker holds it: let that copy win.
+          if (renewed === 'busy')
+            abort.abort(new RetryableError(`${id}: the lease was lost to another worker`));
+        });
   try {
+    await discardLeftovers(deps, objectKey, asset.bytes, log);
     const opened = await deps.source.open(asset, { signal });
     const body = new PassThrough();
     const counting = deps.onBytes;
@@ -163,7 +193,9 @@ export async function replicateWork(
     if (!recorded) return { outcome: 'skipped', reason: 'newer-version-recorded' };
     log.debug('replicated', { id, bytes: put.bytes, md5: put.md5, versionId: put.versionId });
     return { outcome: 'replicated', bytes: put.bytes, md5: put.md5, verifiedBy };
-  } catch (error) {
+  } catch (caught) {
+    // A lost lease aborts the copy; its reason says more than the stream's AbortError.
+    const error: unknown = abort.signal.aborted ? (abort.signal.reason ?? caught) : caught;
     const message = describeError(error);
     const disposition: Disposition = dispositionOf(error);
     if (disposition === 'gone') {
@@ -176,11 +208,20 @@ export async function replicateWork(
       await deps.state.recordFailure({ ...asset, objectKey }, message, owner).catch(() => undefined);
       throw error instanceof FatalError ? error : new FatalError(message, { cause: error });
     }
-    await deps.state.recordFailure({ ...asset, objectKey }, message, owner);
-    if (disposition === 'permanent' || work.receiveCount >= deps.maxReceives) {
-      await deps.queue.deadLetter(work, message);
-      log.warn('gave up on asset', { id, receiveCount: work.receiveCount, error: message });
-      return { outcome: 'dead-lettered', error: message };
+    const givingUp = disposition === 'permanent' || work.receiveCount >= deps.maxReceives;
+    // Permanent for this asset (refused, restricted); bytes that did not match may match next time.
+    const quarantine = disposition === 'permanent';
+    const errors = await distinctErrors(deps.state, id, asset, message);
+    await deps.state.recordFailure({ ...asset, objectKey }, message, owner, { quarantine, errors });
+    if (givingUp) {
+      const reason = errors.length > 1 ? `${errors.length} different errors: ${errors.join(' | ')}` : message;
+      await deps.queue.deadLetter(work, reason);
+      log.warn(quarantine ? 'quarantined asset' : 'gave up on asset', {
+        id,
+        receiveCount: work.receiveCount,
+        error: reason,
+      });
+      return { outcome: 'dead-lettered', error: reason };
     }
     const delaySeconds = retryDelaySeconds(work.receiveCount, deps.retryBaseSeconds ?? 30);
     log.warn('asset copy failed, will retry', {
@@ -190,5 +231,49 @@ export async function replicateWork(
       error: message,
     });
     return { outcome: 'retry', error: message, delaySeconds };
+  } finally {
+    await heartbeat?.stop();
   }
+}
+
+/** Unfinished uploads of this key are a dead copy's leftovers: we hold the lease now. */
+async function discardLeftovers(
+  deps: Pick<ReplicateDeps, 'store'>,
+  key: string,
+  bytes: number,
+  log: Log,
+): Promise<void> {
+  if (!deps.store.discardIncomplete) return;
+  try {
+    const discarded = await deps.store.discardIncomplete(key, bytes);
+    if (discarded > 0) log.info('discarded unfinished uploads of an earlier copy', { key, discarded });
+  } catch (error) {
+    // A tidy-up, not the copy: the bucket's lifecycle rule removes what stays behind.
+    log.warn('could not list or discard unfinished uploads', { key, error: describeError(error) });
+  }
+}
+
+/** The distinct errors of this version so far plus `message`, oldest first, a few and each short. */
+async function distinctErrors(
+  state: StateStore,
+  id: string,
+  asset: SourceAsset,
+  message: string,
+): Promise<string[]> {
+  let previous: AssetState | undefined;
+  try {
+    previous = (await state.getMany([id])).get(id);
+  } catch {
+    previous = undefined;
+  }
+  const sameVersion =
+    previous !== undefined &&
+    (previous.failedVersion === asset.version ||
+      (previous.status !== 'replicated' && previous.version === asset.version));
+  const cut = (text: string) =>
+    text.length > MAX_ERROR_CHARS ? `${text.slice(0, MAX_ERROR_CHARS - 1)}…` : text;
+  const errors = sameVersion ? [...(previous?.errors ?? [])] : [];
+  const latest = cut(message);
+  if (!errors.includes(latest)) errors.push(latest);
+  return errors.slice(-MAX_ERRORS);
 }

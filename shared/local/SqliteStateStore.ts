@@ -3,7 +3,7 @@ import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { LOCAL_CONTROL_DIR } from '../constants.js';
 import { etagMismatch, StaleRunError } from '../errors.js';
 import { assetIdOf } from '../keys.js';
-import type { AssetRef, AssetState, RunCounters, RunRecord, StateStore } from '../types.js';
+import type { AssetRef, AssetState, FailureDetails, RunCounters, RunRecord, StateStore } from '../types.js';
 import { inTransaction, openDatabase } from './sqlite.js';
 
 /** File name of the state database inside the control folder. */
@@ -168,9 +168,11 @@ export class SqliteStateStore implements StateStore {
     ref: AssetRef & { version: number; bytes: number; objectKey: string },
     error: string,
     owner?: string,
+    details: FailureDetails = {},
   ): Promise<void> {
     const id = assetIdOf(ref);
     const lastError = error.slice(0, MAX_ERROR_CHARS);
+    const errors = details.errors?.length ? { errors: details.errors } : {};
     inTransaction(this.db, () => {
       if (owner !== undefined) this.sql.dropLeaseOf.run(id, owner);
       const existing = this.readAsset(id);
@@ -178,11 +180,15 @@ export class SqliteStateStore implements StateStore {
       if (existing?.status === 'replicated') {
         // A late failure of the version we hold changes nothing; a newer one is noted beside the copy.
         if (ref.version === existing.version) return;
+        const { quarantinedVersion: _v, quarantinedBytes: _b, ...held } = existing;
+        // Quarantine this version beside the copy, or (a failure that may pass) lift an earlier quarantine.
         this.writeAsset({
-          ...existing,
+          ...held,
           attempts: existing.attempts + 1,
           lastError,
           failedVersion: ref.version,
+          ...errors,
+          ...(details.quarantine ? { quarantinedVersion: ref.version, quarantinedBytes: ref.bytes } : {}),
         });
         return;
       }
@@ -195,10 +201,11 @@ export class SqliteStateStore implements StateStore {
         version: ref.version,
         bytes: ref.bytes,
         objectKey: ref.objectKey,
-        status: 'failed',
+        status: details.quarantine ? 'quarantined' : 'failed',
         lastSeenRun: existing?.lastSeenRun,
         attempts: (existing?.attempts ?? 0) + 1,
         lastError,
+        ...(errors.errors ? errors : existing?.errors ? { errors: existing.errors } : {}),
       });
     });
   }

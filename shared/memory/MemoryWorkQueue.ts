@@ -67,6 +67,7 @@ export class MemoryWorkQueue implements WorkQueue {
   }
 
   async receive(max: number, waitSeconds = 0): Promise<ReceivedWork[]> {
+    // The long-poll wait is real time (it only decides how long to keep looking); visibility uses the clock.
     const deadline = Date.now() + Math.max(0, waitSeconds) * 1000;
     for (;;) {
       const received = this.take(Math.min(MAX_RECEIVE, Math.max(1, Math.floor(max))));
@@ -84,6 +85,12 @@ export class MemoryWorkQueue implements WorkQueue {
   async retryLater(work: ReceivedWork, delaySeconds: number): Promise<void> {
     const message = this.messages.find((m) => m.receiptHandle === work.receiptHandle);
     if (message) message.visibleAt = this.now() + Math.max(0, delaySeconds) * 1000;
+  }
+
+  async extendVisibility(work: ReceivedWork, seconds: number): Promise<void> {
+    // As on SQS, only the latest receipt counts: a stale holder cannot hide a redelivered message.
+    const message = this.messages.find((m) => m.receiptHandle === work.receiptHandle);
+    if (message) message.visibleAt = this.now() + Math.max(0, seconds) * 1000;
   }
 
   async deadLetter(work: ReceivedWork, reason: string): Promise<void> {

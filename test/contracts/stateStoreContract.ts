@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StaleRunError } from '../../shared/errors.js';
 import { assetIdOf, objectKeyFor } from '../../shared/keys.js';
 import type { AssetRef, AssetState, RunCounters, RunRecord, StateStore } from '../../shared/types.js';
-import { AWKWARD_PUBLIC_IDS, sleep } from './support.js';
+import { AWKWARD_PUBLIC_IDS, manualClock, type ManualClock } from './support.js';
 
 export interface StateStoreHarness {
   state: StateStore;
@@ -47,6 +47,7 @@ function counters(overrides: Partial<RunCounters> = {}): RunCounters {
     deleted: 0,
     bytes: 0,
     adminCalls: 0,
+    settled: 0,
     ...overrides,
   };
 }
@@ -78,14 +79,20 @@ async function listAll(state: StateStore): Promise<AssetState[]> {
 
 /**
  * What every StateStore must do (rclone's fstests idea): each test gets a fresh, empty store from
- * `make` and gives it back through `cleanup`.
+ * `make`, reading time from `clock` (leases expire when the test moves it), and gives it back
+ * through `cleanup`.
  */
-export function stateStoreContract(name: string, make: () => Promise<StateStoreHarness>): void {
+export function stateStoreContract(
+  name: string,
+  make: (clock: ManualClock) => Promise<StateStoreHarness>,
+): void {
   describe(`StateStore contract: ${name}`, () => {
     let harness: StateStoreHarness;
     let state: StateStore;
+    let clock: ManualClock;
     beforeEach(async () => {
-      harness = await make();
+      clock = manualClock();
+      harness = await make(clock);
       state = harness.state;
     });
     afterEach(async () => {
@@ -191,6 +198,63 @@ export function stateStoreContract(name: string, make: () => Promise<StateStoreH
         await state.recordFailure(failing('sunset', 2), 'duplicate delivery failed');
 
         expect(await stateOf(state, 'sunset')).toEqual(copied('sunset', 2));
+      });
+
+      it('a permanent failure quarantines the version with its distinct errors', async () => {
+        await state.recordFailure(failing('refused', 4), 'HTTP 403', undefined, {
+          quarantine: true,
+          errors: ['HTTP 500 after 30 s', 'HTTP 403'],
+        });
+
+        expect(await stateOf(state, 'refused')).toMatchObject({
+          status: 'quarantined',
+          version: 4,
+          bytes: failing('refused', 4).bytes,
+          lastError: 'HTTP 403',
+          errors: ['HTTP 500 after 30 s', 'HTTP 403'],
+          attempts: 1,
+        });
+      });
+
+      it('a permanent failure of a new version keeps the older copy and notes the quarantined version and size', async () => {
+        await state.recordReplicated(copied('sunset', 1));
+
+        await state.recordFailure(failing('sunset', 2), 'too large', undefined, { quarantine: true });
+
+        expect(await stateOf(state, 'sunset')).toMatchObject({
+          status: 'replicated',
+          version: 1,
+          md5: copied('sunset', 1).md5,
+          quarantinedVersion: 2,
+          quarantinedBytes: failing('sunset', 2).bytes,
+        });
+      });
+
+      it('a failure that may pass (after a redrive) lifts the quarantine beside a copy, so the next run retries it', async () => {
+        await state.recordReplicated(copied('sunset', 1));
+        await state.recordFailure(failing('sunset', 2), 'HTTP 403', undefined, { quarantine: true });
+
+        await state.recordFailure(failing('sunset', 2), 'HTTP 503');
+        const found = await stateOf(state, 'sunset');
+
+        expect(found).toMatchObject({
+          status: 'replicated',
+          version: 1,
+          failedVersion: 2,
+          lastError: 'HTTP 503',
+        });
+        expect(found?.quarantinedVersion).toBeUndefined();
+      });
+
+      it('a copy recorded after a quarantine (a redrive, or a new version) clears it', async () => {
+        await state.recordFailure(failing('redriven', 1), 'HTTP 400', undefined, {
+          quarantine: true,
+          errors: ['HTTP 400'],
+        });
+
+        await expect(state.recordReplicated(copied('redriven', 1))).resolves.toBe(true);
+
+        expect(await stateOf(state, 'redriven')).toEqual(copied('redriven', 1));
       });
 
       it('getMany reads hundreds of ids at once, ignoring duplicates and unknown ids', async () => {
@@ -352,9 +416,24 @@ export function stateStoreContract(name: string, make: () => Promise<StateStoreH
         await state.acquireLease(refOf('slow'), 1, 'worker-1', 300);
 
         await expect(state.acquireLease(refOf('slow'), 1, 'worker-2', 300)).resolves.toBe('busy');
-        await sleep(400);
+        clock.advance(299);
+        await expect(state.acquireLease(refOf('slow'), 1, 'worker-2', 300)).resolves.toBe('busy');
+        clock.advance(2);
 
         await expect(state.acquireLease(refOf('slow'), 1, 'worker-2', 300)).resolves.toBe('acquired');
+      });
+
+      it("a lease renewed by its holder's heartbeat stays busy, and lapses once the heartbeat stops", async () => {
+        await state.acquireLease(refOf('beating'), 1, 'worker-1', 3000);
+        for (let beat = 0; beat < 5; beat++) {
+          clock.advance(1000);
+          await expect(state.acquireLease(refOf('beating'), 1, 'worker-1', 3000)).resolves.toBe('acquired');
+        }
+
+        await expect(state.acquireLease(refOf('beating'), 1, 'worker-2', 3000)).resolves.toBe('busy');
+        clock.advance(3001);
+
+        await expect(state.acquireLease(refOf('beating'), 1, 'worker-2', 3000)).resolves.toBe('acquired');
       });
 
       it('the lease holder can renew its lease', async () => {

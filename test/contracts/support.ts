@@ -108,3 +108,21 @@ export function sampleAsset(publicId: string, overrides: Partial<SourceAsset> = 
 export function workItems(count: number, runId = 'run-1'): WorkItem[] {
   return Array.from({ length: count }, (_, i) => ({ runId, asset: sampleAsset(`batch/item-${i}`) }));
 }
+
+/** A clock the test moves by hand: leases and visibility expire when the test says, not when a loaded box gets round to it. */
+export interface ManualClock {
+  now: () => Date;
+  nowMs: () => number;
+  advance: (ms: number) => void;
+}
+
+export function manualClock(start = Date.parse('2024-05-01T00:00:00.000Z')): ManualClock {
+  let at = start;
+  return {
+    now: () => new Date(at),
+    nowMs: () => at,
+    advance: (ms: number) => {
+      at += ms;
+    },
+  };
+}
