@@ -2,6 +2,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CfnOutput, Duration, Stack } from 'aws-cdk-lib';
 import type { StackProps } from 'aws-cdk-lib';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { EventSourceMapping } from 'aws-cdk-lib/aws-lambda';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
@@ -130,8 +131,14 @@ export class ReplicatorStack extends Stack {
       });
 
     this.replicate
-      // Leases and records (UpdateItem, PutItem), run counters (UpdateItem).
-      .bindTable(this.state.table, ['dynamodb:PutItem', 'dynamodb:UpdateItem'])
+      // Leases and records (UpdateItem, PutItem), the failures of earlier attempts (BatchGetItem),
+      // run counters credited to the latest run (Query, UpdateItem).
+      .bindTable(this.state.table, [
+        'dynamodb:BatchGetItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:Query',
+      ])
       // Multipart uploads (aborted when a copy fails); an asset whose MD5 the source did not
       // announce gets it as a tag on the version just written.
       .bindBucket(this.backup.bucket, ASSETS_PREFIX, [
@@ -156,6 +163,14 @@ export class ReplicatorStack extends Stack {
         PART_SIZE_MB: config.partSizeMb,
         UPLOAD_QUEUE_SIZE: config.uploadQueueSize,
       });
+    // Before copying a large asset, the worker aborts the unfinished upload of a copy that died
+    // (kill -9, a lost invocation); listing uploads takes no prefix condition in IAM.
+    this.replicate.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['s3:ListBucketMultipartUploads'],
+        resources: [this.backup.bucket.bucketArn],
+      }),
+    );
     // A mapping of its own rather than SqsEventSource, whose automatic grant adds sqs:GetQueueUrl.
     new EventSourceMapping(this, 'ReplicateWork', {
       target: this.replicate,

@@ -8,6 +8,11 @@ import { createPipelineBed, type PipelineBed } from './support/pipelineBed.js';
 
 /** The per-call deadline the commands get here; a real run uses 30–60 s. */
 const DEADLINE_MS = 1_000;
+/**
+ * One try per Admin call: the retries of a failing Admin API (with their backoff) are tested in
+ * backup-admin-faults; here the point is that nothing keeps a process alive after its last call.
+ */
+const ADMIN_TRIES = '1';
 /** What the issue allows after the deadline. */
 const GRACE_MS = 5_000;
 /** A command still alive this long after its last request is stuck for good. */
@@ -84,6 +89,7 @@ describe('every command exits soon after a call that never gets an answer', { ti
       cleanEnv({
         CLOUDINARY_URL: `cloudinary://key:secret@cloud?upload_prefix=${endpoint.url}`,
         ADMIN_TIMEOUT_MS: String(DEADLINE_MS),
+        ADMIN_RETRIES: ADMIN_TRIES,
       }),
     );
 
@@ -101,6 +107,7 @@ describe('every command exits soon after a call that never gets an answer', { ti
       cleanEnv({
         CLOUDINARY_URL: `cloudinary://key:secret@cloud?upload_prefix=${endpoint.url}`,
         ADMIN_TIMEOUT_MS: String(DEADLINE_MS),
+        ADMIN_RETRIES: ADMIN_TRIES,
       }),
     );
 
@@ -140,6 +147,7 @@ describe('every command exits soon after a call that never gets an answer', { ti
       ['--dest', `${dest}/demo`],
       cleanEnv({
         ADMIN_TIMEOUT_MS: String(DEADLINE_MS),
+        ADMIN_RETRIES: ADMIN_TRIES,
         CLOUDINARY_DOUBLE_FAULTS: JSON.stringify([{ route: ['admin', 'search'], kind: 'hang' }]),
       }),
       { startMark: /Sample Cloudinary account/u, giveUpMs: GIVE_UP_MS },
@@ -175,6 +183,7 @@ describe('every command exits soon after a call that never gets an answer', { ti
           ...pipelineEnv(),
           CLOUDINARY_URL: `cloudinary://key:secret@cloud?upload_prefix=${endpoint.url}`,
           ADMIN_TIMEOUT_MS: String(DEADLINE_MS),
+          ADMIN_RETRIES: ADMIN_TRIES,
         }),
       );
 

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAwsClients, type AwsClients } from '../shared/aws/clients.js';
 import { DynamoStateStore } from '../shared/aws/DynamoStateStore.js';
 import { objectKeyFor } from '../shared/keys.js';
+import { reserveFor, settingsFromEnv, type AdminReserve } from '../shared/config.js';
 import { generateLibrary, startCloudinaryDouble } from './double/index.js';
 import type { CloudinaryDouble } from './double/types.js';
 import { useMotoEnvironment } from './support/awsTestBed.js';
@@ -49,7 +50,7 @@ let work: QueueTrigger;
 let enumerateFn: DeployedFunction;
 let replicateFn: DeployedFunction;
 /** Admin calls the enumerator leaves unused (ADMIN_RESERVE as the template sets it). */
-let reserve: number;
+let reserve: AdminReserve;
 
 function functionById(logicalId: string): DeployedFunction {
   const fn = assembly.functions.find((f) => f.logicalId === logicalId);
@@ -93,10 +94,16 @@ function setAdminLimit(limit: number): void {
   double.setRateLimit(limit);
 }
 
-/** Sets the double's budget so that the next Admin call leaves exactly `left` calls. */
-function leaveAdminCalls(left: number): void {
+/**
+ * Sets the double's budget so that the next Admin call leaves exactly the reserve the template's
+ * ADMIN_RESERVE keeps (a number of calls, or a share of the limit): one call, then a pause.
+ */
+function leaveReserve(): void {
   const used = adminLimit - double.rateLimitRemaining();
-  setAdminLimit(used + left + 1);
+  for (let left = 0; left < 10_000; left++) {
+    if (reserveFor(reserve, used + left + 1) === left) return setAdminLimit(used + left + 1);
+  }
+  throw new Error(`no Admin API limit leaves exactly the reserve ${String(reserve)}`);
 }
 
 beforeAll(async () => {
@@ -135,7 +142,7 @@ beforeAll(async () => {
   if (queues.length !== 1) throw new Error(`expected one SQS event source, found ${queues.length}`);
   work = queues[0] as QueueTrigger;
   replicateFn = functionById(work.functionLogicalId);
-  reserve = Number(environmentOf(enumerateFn).ADMIN_RESERVE ?? 10);
+  reserve = settingsFromEnv({ ADMIN_RESERVE: environmentOf(enumerateFn).ADMIN_RESERVE }).adminReserve;
 }, 240_000);
 
 afterAll(async () => {
@@ -183,7 +190,7 @@ describe('the bundles in cdk.out, run as Lambda runs them against the test bed',
   it('back up the whole library: the daily schedule starts, a continuation resumes, SQS batches copy', async () => {
     const env = environmentOf(enumerateFn);
     // The first invocation may make one Admin call before it must keep the reserve: it pauses.
-    leaveAdminCalls(reserve);
+    leaveReserve();
     const first = succeeded(await invoke(enumerateFn, daily.event)) as { runId: string; status: string };
     expect(first.status).toBe('paused');
 
@@ -339,13 +346,13 @@ describe('a stack that stops passing a variable the bundle needs', { timeout: 30
       ]),
     );
     // Each invocation may make one Admin call and must then pause: continuing needs the schedule variables.
-    leaveAdminCalls(reserve);
+    leaveReserve();
     const control = succeeded(await invoke(enumerateFn, daily.event)) as { status: string };
     expect(control.status).toBe('paused');
 
     const outcomes = [];
     for (const name of variables) {
-      leaveAdminCalls(reserve);
+      leaveReserve();
       const outcome = await invoke(enumerateFn, daily.event, name);
       outcomes.push({ name, failed: !outcome.ok, named: !outcome.ok && outcome.errorMessage.includes(name) });
     }

@@ -43,7 +43,7 @@ async function dailyRun(context: Record<string, string | undefined>): Promise<Sc
   library.add({ publicId: 'flaky', resourceType: 'image', type: 'upload', format: 'jpg', bytes: 40_000 });
   library.add({ publicId: 'truncated', resourceType: 'image', type: 'upload', format: 'jpg', bytes: 40_000 });
   let now = START;
-  const double = await startCloudinaryDouble({ library, rateLimitPerHour: 16, now: () => now });
+  const double = await startCloudinaryDouble({ library, rateLimitPerHour: 6, now: () => now });
   double.faults.add({ route: 'delivery', publicId: 'flaky', kind: 'status', status: 503, times: 1 });
   // Always cut short: detected by its size in either listing, retried, then dead-lettered.
   double.faults.add({

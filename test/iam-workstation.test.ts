@@ -29,6 +29,7 @@ const NEEDED_ON_PATHS_NOT_TAKEN = new Set([
   's3:PutObjectVersionTagging', // replicate with LISTING_API=resources tags the MD5 it computed
   's3:AbortMultipartUpload', // a failed multipart upload of a large asset or manifest is aborted
   's3:GetObjectTagging', // pull reads the MD5 tag of objects copied with LISTING_API=resources
+  's3:ListBucketMultipartUploads', // replicate aborts what a dead copy of a large asset left open
 ]);
 
 function sink(): Writable {

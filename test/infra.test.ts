@@ -324,7 +324,7 @@ describe('functions', () => {
       LOG_LEVEL: 'INFO',
       RESOURCE_TYPES: 'image,video,raw',
       DELIVERY_TYPES: 'upload,private,authenticated',
-      ADMIN_RESERVE: '10',
+      ADMIN_RESERVE: '2%',
       LISTING_API: 'search',
     });
     expect(envOf('Replicate')).toMatchObject({
@@ -376,6 +376,12 @@ describe('functions', () => {
         Effect: 'Allow',
         Action: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:PutObjectVersionTagging'],
         Resource: onPrefix('assets/'),
+      },
+      // Lists unfinished uploads (IAM has no prefix condition for it) to abort what a dead copy left.
+      {
+        Effect: 'Allow',
+        Action: 's3:ListBucketMultipartUploads',
+        Resource: { 'Fn::GetAtt': [bucketId, 'Arn'] },
       },
     ]);
     expect(objectStatements('Enumerate')).toEqual([

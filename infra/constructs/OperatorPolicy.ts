@@ -85,8 +85,12 @@ export class OperatorPolicy extends Construct {
         actions: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:GetObject'],
         resources: [manifests],
       }),
-      // pull lists the whole bucket (it holds only assets/ and manifests/).
-      new PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }),
+      // pull lists the whole bucket (it holds only assets/ and manifests/); replicate aborts the
+      // unfinished upload a copy that died left behind.
+      new PolicyStatement({
+        actions: ['s3:ListBucket', 's3:ListBucketMultipartUploads'],
+        resources: [bucket.bucketArn],
+      }),
     ];
     if (bucket.encryptionKey) {
       statements.push(
