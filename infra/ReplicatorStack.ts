@@ -58,7 +58,10 @@ export class ReplicatorStack extends Stack {
       breakGlassRoleArn: config.breakGlassRoleArn,
     });
     this.state = new StateTable(this, 'State');
-    this.cloudinary = new CloudinarySecret(this, 'Cloudinary', { existing: config.cloudinarySecret });
+    this.cloudinary = new CloudinarySecret(this, 'Cloudinary', {
+      existing: config.cloudinarySecret,
+      parameterName: config.cloudinaryParameter ?? `/${config.stackName}/CLOUDINARY_URL`,
+    });
 
     const common = {
       projectRoot: PROJECT_ROOT,
@@ -122,7 +125,7 @@ export class ReplicatorStack extends Stack {
         },
       )
       .bindQueue(this.work.queue, 'QUEUE_URL', ['sqs:SendMessage'])
-      .bindSecret(this.cloudinary.secret)
+      .bindCloudinary(this.cloudinary)
       .bindContinuation(this.schedule.continuationGroup, this.schedule.invokeRole)
       .bindSettings({
         ...sourceSettings,
@@ -155,7 +158,7 @@ export class ReplicatorStack extends Stack {
         'sqs:ChangeMessageVisibility',
       ])
       .bindQueue(this.work.deadLetterQueue, 'DLQ_URL', ['sqs:SendMessage'])
-      .bindSecret(this.cloudinary.secret)
+      .bindCloudinary(this.cloudinary)
       .bindSettings({
         ...sourceSettings,
         MAX_RECEIVES: config.maxReceives,
@@ -183,7 +186,7 @@ export class ReplicatorStack extends Stack {
     if (this.cloudinary.matchedBySuffix) {
       for (const fn of [this.enumerate, this.replicate]) {
         fn.acknowledgeWildcard(
-          `${this.cloudinary.secret.secretArn}-??????`,
+          this.cloudinary.resourceArn,
           'The secret was given by name or partial ARN, so IAM matches the 6-character suffix Secrets Manager adds; it still names this one secret.',
         );
       }
@@ -207,7 +210,7 @@ export class ReplicatorStack extends Stack {
       table: this.state.table,
       queue: this.work.queue,
       deadLetterQueue: this.work.deadLetterQueue,
-      secret: this.cloudinary.secret,
+      cloudinary: this.cloudinary,
       enumerateFunction: this.enumerate,
     });
 
@@ -216,7 +219,22 @@ export class ReplicatorStack extends Stack {
       TableName: [this.state.table.tableName, 'State table (asset states and runs)'],
       QueueUrl: [this.work.queue.queueUrl, 'Work queue: one message per asset to copy'],
       DlqUrl: [this.work.deadLetterQueue.queueUrl, 'Dead-letter queue: assets that failed every retry'],
-      SecretArn: [this.cloudinary.secret.secretArn, 'Secret to put CLOUDINARY_URL in'],
+      ...(this.cloudinary.parameterName
+        ? {
+            CloudinaryParameterName: [
+              this.cloudinary.parameterName,
+              'SSM SecureString parameter to put CLOUDINARY_URL in (aws ssm put-parameter)',
+            ] as [string, string],
+          }
+        : {}),
+      ...(this.cloudinary.secret
+        ? {
+            SecretArn: [this.cloudinary.secret.secretArn, 'Secret that holds CLOUDINARY_URL'] as [
+              string,
+              string,
+            ],
+          }
+        : {}),
       EnumerateFunctionName: [
         this.enumerate.functionName,
         'Invoke with {"action":"start"} (or npm run run-now) to start a run now',

@@ -49,8 +49,10 @@ export interface ReplicatorConfig {
   staleRunAlarmHours: number;
   queueAgeAlarmHours: number;
   enumeratorSingleInstance: boolean;
-  /** Undefined: the stack creates a secret holding a placeholder. */
+  /** Undefined: CLOUDINARY_URL lives in the SSM parameter `cloudinaryParameter`. */
   cloudinarySecret: string | undefined;
+  /** Undefined: `/<stackName>/CLOUDINARY_URL`. */
+  cloudinaryParameter: string | undefined;
   logLevel: LogLevel;
   logRetentionDays: number;
   serviceName: string;
@@ -382,8 +384,15 @@ export const KNOBS: KnobTable = {
   },
   cloudinarySecret: {
     default: undefined,
-    doc: 'Name or ARN of an existing Secrets Manager secret holding CLOUDINARY_URL. Unset: the stack creates one with a placeholder you replace.',
+    doc: 'Name or ARN of an existing Secrets Manager secret holding CLOUDINARY_URL, for those who rotate it there or have one already ($0.40 a month). Unset: CLOUDINARY_URL lives in the SSM parameter cloudinaryParameter (no monthly fee).',
     parse: optional(text(SECRET_ID, 'a Secrets Manager secret name or ARN')),
+  },
+  cloudinaryParameter: {
+    default: undefined,
+    doc: 'Name of the SSM Parameter Store SecureString that holds CLOUDINARY_URL when no cloudinarySecret is set; you create it after the first deploy (README). Unset: /<stackName>/CLOUDINARY_URL.',
+    parse: optional(
+      text(/^(\/[\w.-]+)+$/u, 'an SSM parameter name such as /CloudinaryS3Replicator/CLOUDINARY_URL'),
+    ),
   },
   logLevel: {
     default: 'INFO',

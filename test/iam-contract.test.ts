@@ -143,7 +143,7 @@ describe('every AWS request of a deployed daily run is allowed by the template',
       const enumerate = operations(scenario.calls, 'enumerate');
       const replicate = operations(scenario.calls, 'replicate');
       for (const op of [
-        'GetSecretValue',
+        'GetParameter',
         'BatchGetItem',
         'SendMessageBatch',
         'PutObject',
@@ -153,7 +153,7 @@ describe('every AWS request of a deployed daily run is allowed by the template',
         expect(enumerate, op).toContain(op);
       }
       for (const op of [
-        'GetSecretValue',
+        'GetParameter',
         'ReceiveMessage',
         'UpdateItem',
         'CreateMultipartUpload',

@@ -75,7 +75,7 @@ describe('the workstation commands are allowed by the operator policy the README
       TableName: stack.resources.table,
       QueueUrl: stack.resources.queueUrl,
       DlqUrl: stack.resources.dlqUrl,
-      SecretArn: stack.secretArn,
+      CloudinaryParameterName: stack.parameterName,
       EnumerateFunctionName: stack.functionIds.enumerate,
     };
     await cfn.send(
@@ -125,7 +125,7 @@ describe('the workstation commands are allowed by the operator policy the README
     const operations = new Set(calls.map((c) => c.operation));
     for (const op of [
       'DescribeStacks',
-      'GetSecretValue',
+      'GetParameter',
       'SendMessageBatch',
       'ReceiveMessage',
       'Invoke',

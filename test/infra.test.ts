@@ -9,12 +9,7 @@ import {
   MANIFESTS_PREFIX as SHARED_MANIFESTS_PREFIX,
 } from '../shared/constants.js';
 import { readConfig } from '../infra/config.js';
-import {
-  ASSETS_PREFIX,
-  CUSTOM_METRICS,
-  MANIFESTS_PREFIX,
-  SECRET_PLACEHOLDER,
-} from '../infra/constructs/index.js';
+import { ASSETS_PREFIX, CUSTOM_METRICS, MANIFESTS_PREFIX } from '../infra/constructs/index.js';
 import { flattenReference } from '../infra/nag.js';
 import { buildReplicatorApp } from '../infra/replicatorApp.js';
 import type { ReplicatorStack } from '../infra/ReplicatorStack.js';
@@ -299,7 +294,7 @@ describe('functions', () => {
       'TABLE_NAME',
       'BUCKET_NAME',
       'QUEUE_URL',
-      'CLOUDINARY_SECRET_ID',
+      'CLOUDINARY_PARAMETER',
       'RESOURCE_TYPES',
       'DELIVERY_TYPES',
     ];
@@ -332,9 +327,9 @@ describe('functions', () => {
       UPLOAD_QUEUE_SIZE: '4',
       WORKER_CONCURRENCY: '4',
     });
-    const secretId = logicalIdOf(stack.cloudinary.secret);
     for (const id of ['Enumerate', 'Replicate'] as const) {
-      expect(envOf(id).CLOUDINARY_SECRET_ID).toEqual({ Ref: secretId });
+      expect(envOf(id).CLOUDINARY_PARAMETER).toBe('/CloudinaryS3Replicator/CLOUDINARY_URL');
+      expect(envOf(id)).not.toHaveProperty('CLOUDINARY_SECRET_ID');
       expect(JSON.stringify(envOf(id))).not.toContain('cloudinary://');
     }
   });
@@ -471,27 +466,26 @@ describe('schedule', () => {
   });
 });
 
-describe('Cloudinary secret', () => {
-  it('is created with a placeholder, never a real credential', () => {
-    const [, secret] = only('AWS::SecretsManager::Secret');
-    expect(secret.Properties?.SecretString).toBe(SECRET_PLACEHOLDER);
+describe('Cloudinary credentials', () => {
+  it('live in an SSM SecureString by default: no Secrets Manager secret, no monthly fee', () => {
+    expect(ofType('AWS::SecretsManager::Secret')).toEqual([]);
+    expect(ofType('AWS::SSM::Parameter')).toEqual([]);
   });
 
-  it('is readable by the two functions and nothing else', () => {
-    const secretRef = JSON.stringify({ Ref: logicalIdOf(stack.cloudinary.secret) });
+  it('are readable by the two functions and nothing else', () => {
+    const parameter = ':parameter/CloudinaryS3Replicator/CLOUDINARY_URL';
     const readers = ofType('AWS::IAM::Policy')
-      .filter(([, p]) => statementsOf(p).some((s) => JSON.stringify(s.Resource ?? null).includes(secretRef)))
+      .filter(([, p]) => statementsOf(p).some((s) => JSON.stringify(s.Resource ?? null).includes(parameter)))
       .flatMap(([, p]) => asArray(p.Properties?.Roles as Json[]).map((r) => r.Ref));
     expect(readers.sort()).toEqual(
       [roleIdOf(functionNamed('Enumerate')), roleIdOf(functionNamed('Replicate'))].sort(),
     );
     for (const roleId of readers) {
-      const onSecret = statementsOf(policyOfRole(roleId as string)).filter((s) =>
-        JSON.stringify(s.Resource).includes(secretRef),
+      const onParameter = statementsOf(policyOfRole(roleId as string)).filter((s) =>
+        JSON.stringify(s.Resource).includes(parameter),
       );
-      expect(onSecret.flatMap((s) => asArray(s.Action))).toEqual(['secretsmanager:GetSecretValue']);
+      expect(onParameter.flatMap((s) => asArray(s.Action))).toEqual(['ssm:GetParameter']);
     }
-    expect(ofType('AWS::SecretsManager::ResourcePolicy')).toEqual([]);
   });
 });
 
@@ -684,7 +678,7 @@ describe('operations', () => {
         'EnumerateFunctionName',
         'OperatorPolicyArn',
         'QueueUrl',
-        'SecretArn',
+        'CloudinaryParameterName',
         'TableName',
       ].sort(),
     );
@@ -692,7 +686,8 @@ describe('operations', () => {
     expect(outputs.TableName?.Value).toEqual({ Ref: logicalIdOf(stack.state.table) });
     expect(outputs.QueueUrl?.Value).toEqual({ Ref: logicalIdOf(stack.work.queue) });
     expect(outputs.DlqUrl?.Value).toEqual({ Ref: logicalIdOf(stack.work.deadLetterQueue) });
-    expect(outputs.SecretArn?.Value).toEqual({ Ref: logicalIdOf(stack.cloudinary.secret) });
+    expect(outputs.CloudinaryParameterName?.Value).toBe('/CloudinaryS3Replicator/CLOUDINARY_URL');
+    expect(outputs).not.toHaveProperty('SecretArn');
     expect(outputs.EnumerateFunctionName?.Value).toEqual({ Ref: logicalIdOf(stack.enumerate) });
     expect(outputs.AlarmTopicArn?.Value).toEqual(topicRef());
     expect(flattenReference(outputs.DashboardUrl?.Value)).toBe(
@@ -724,7 +719,7 @@ describe('cdk-nag (AWS Solutions)', () => {
     visit(app);
     const bucketId = logicalIdOf(stack.backup.bucket);
     const ids = acknowledgements.map((a) => a.id);
-    expect(ids).toHaveLength(9);
+    expect(ids).toHaveLength(8);
     expect(ids).toEqual(
       expect.arrayContaining([
         `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/assets/*]`,
@@ -732,7 +727,6 @@ describe('cdk-nag (AWS Solutions)', () => {
         expect.stringMatching(/^AwsSolutions-IAM5\[Resource::arn:.*:schedule\/.*ContinuationGroup.*\/\*\]$/u),
         `AwsSolutions-IAM5[Resource::<${logicalIdOf(stack.enumerate)}.Arn>:*]`,
         'AwsSolutions-S1',
-        'AwsSolutions-SMG4',
         'AwsSolutions-SNS2',
       ]),
     );

@@ -61,8 +61,10 @@ export async function replicateMain(
       }
       const stack = flags.stack ?? env.STACK_NAME;
       if (stack) await envFromStack(stack, env);
-      // A deployed stack's secret is read later; a workstation's CLOUDINARY_URL is checked before anything runs.
-      if (!env.CLOUDINARY_SECRET_ID?.trim()) await asUsage(() => parseCloudinaryUrl(env.CLOUDINARY_URL));
+      // A deployed stack's parameter or secret is read later; a workstation's CLOUDINARY_URL is checked
+      // before anything runs.
+      const stored = env.CLOUDINARY_PARAMETER?.trim() || env.CLOUDINARY_SECRET_ID?.trim();
+      if (!stored) await asUsage(() => parseCloudinaryUrl(env.CLOUDINARY_URL));
       const out = streams.stdout as NodeJS.WritableStream & { isTTY?: boolean };
       const mode = outputModeFor(out, flags.json);
       const progress = new ProgressReporter({ stream: out, mode, label: 'replicate' });

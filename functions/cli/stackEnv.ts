@@ -6,6 +6,7 @@ const OUTPUTS: Record<string, string> = {
   TableName: 'TABLE_NAME',
   QueueUrl: 'QUEUE_URL',
   DlqUrl: 'DLQ_URL',
+  CloudinaryParameterName: 'CLOUDINARY_PARAMETER',
   SecretArn: 'CLOUDINARY_SECRET_ID',
 };
 
@@ -20,7 +21,8 @@ export async function envFromStack(
 ): Promise<void> {
   for (const [output, name] of Object.entries(OUTPUTS)) {
     if (env[name]) continue;
-    if (name === 'CLOUDINARY_SECRET_ID' && env.CLOUDINARY_URL) continue;
+    const credentials = name === 'CLOUDINARY_SECRET_ID' || name === 'CLOUDINARY_PARAMETER';
+    if (credentials && env.CLOUDINARY_URL) continue;
     const value = await read(stack, output);
     if (value) env[name] = value;
   }

@@ -1,50 +1,63 @@
-import { SecretValue, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Stack } from 'aws-cdk-lib';
+import { PolicyStatement, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-
-/** What a new secret holds until you put your own CLOUDINARY_URL in (see the README's Deploy section). */
-export const SECRET_PLACEHOLDER = 'cloudinary://API_KEY:API_SECRET@CLOUD_NAME';
 
 /** A complete secret ARN ends with the 6-character suffix Secrets Manager adds to the name. */
 const COMPLETE_ARN = /^arn:[^:]+:secretsmanager:[^:]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/u;
 
 export interface CloudinarySecretProps {
-  /** Name or ARN of an existing secret; unset creates one holding a placeholder. */
+  /** Name or ARN of an existing Secrets Manager secret; unset keeps CLOUDINARY_URL in `parameterName`. */
   existing: string | undefined;
+  /** The SSM Parameter Store SecureString that holds CLOUDINARY_URL when no secret is given. */
+  parameterName: string;
 }
 
 /**
- * The secret that holds CLOUDINARY_URL (plain `cloudinary://key:secret@cloud` or JSON
- * `{"CLOUDINARY_URL": "…"}`). Functions read it at runtime; its value never reaches the template,
- * an environment variable or a log.
+ * Where CLOUDINARY_URL (plain `cloudinary://key:secret@cloud` or JSON `{"CLOUDINARY_URL": "…"}`)
+ * lives: an SSM Parameter Store SecureString by default (standard tier: no monthly fee; you create
+ * it, CloudFormation cannot), or an existing Secrets Manager secret. Functions read it at runtime;
+ * its value never reaches the template, an environment variable or a log.
  */
 export class CloudinarySecret extends Construct {
-  readonly secret: ISecret;
+  /** The Secrets Manager secret, when one was given. */
+  readonly secret: ISecret | undefined;
+  /** The SSM parameter's name, when the value lives in Parameter Store. */
+  readonly parameterName: string | undefined;
   /**
    * True when the secret is known only by name or partial ARN: IAM policies then match its
    * unknown 6-character suffix with `<secretArn>-??????`.
    */
   readonly matchedBySuffix: boolean;
+  /** What IAM grants name to read the value. */
+  readonly resourceArn: string;
+  /** The environment variable that tells the functions where to read (never the value itself). */
+  readonly envName: 'CLOUDINARY_PARAMETER' | 'CLOUDINARY_SECRET_ID';
+  readonly envValue: string;
+  readonly readAction: 'ssm:GetParameter' | 'secretsmanager:GetSecretValue';
 
   constructor(scope: Construct, id: string, props: CloudinarySecretProps) {
     super(scope, id);
     const existing = props.existing;
     if (existing === undefined) {
-      const secret = new Secret(this, 'Secret', {
-        description:
-          'CLOUDINARY_URL for the Cloudinary to S3 replicator (cloudinary://API_KEY:API_SECRET@CLOUD_NAME)',
-        // A placeholder, not a credential: the real value is put in after deploy and never touches the template.
-        secretStringValue: SecretValue.unsafePlainText(SECRET_PLACEHOLDER),
-      });
-      Validations.of(secret.node.defaultChild ?? secret).acknowledge({
-        id: 'AwsSolutions-SMG4',
-        reason:
-          'Cloudinary API secrets are rotated in the Cloudinary console, not by an AWS rotation Lambda; the README shows how to put the new value in with put-secret-value.',
-      });
-      this.secret = secret;
+      this.secret = undefined;
+      this.parameterName = props.parameterName;
       this.matchedBySuffix = false;
-    } else if (COMPLETE_ARN.test(existing)) {
+      // SecureStrings under the AWS managed key (aws/ssm) need no KMS grant: its key policy lets
+      // every principal of the account decrypt through Parameter Store.
+      this.resourceArn = Stack.of(this).formatArn({
+        service: 'ssm',
+        resource: 'parameter',
+        resourceName: props.parameterName.replace(/^\//u, ''),
+        arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+      });
+      this.envName = 'CLOUDINARY_PARAMETER';
+      this.envValue = props.parameterName;
+      this.readAction = 'ssm:GetParameter';
+      return;
+    }
+    if (COMPLETE_ARN.test(existing)) {
       this.secret = Secret.fromSecretCompleteArn(this, 'Secret', existing);
       this.matchedBySuffix = false;
     } else if (existing.startsWith('arn:')) {
@@ -54,5 +67,18 @@ export class CloudinarySecret extends Construct {
       this.secret = Secret.fromSecretNameV2(this, 'Secret', existing);
       this.matchedBySuffix = true;
     }
+    this.parameterName = undefined;
+    this.resourceArn = this.secret.secretFullArn ?? `${this.secret.secretArn}-??????`;
+    this.envName = 'CLOUDINARY_SECRET_ID';
+    this.envValue = this.secret.secretArn;
+    this.readAction = 'secretsmanager:GetSecretValue';
+  }
+
+  /** Lets `grantee` read the value (and decrypt it, for a secret under a customer managed key). */
+  grantRead(grantee: IGrantable): void {
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new PolicyStatement({ actions: [this.readAction], resources: [this.resourceArn] }),
+    );
+    this.secret?.encryptionKey?.grantDecrypt(grantee);
   }
 }

@@ -3,19 +3,19 @@ import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { ManagedPolicy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
-import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { Validations } from 'aws-cdk-lib';
 import { wildcardResourceFinding } from '../nag.js';
 import { ASSETS_PREFIX, MANIFESTS_PREFIX } from './BackupBucket.js';
+import type { CloudinarySecret } from './CloudinarySecret.js';
 
 export interface OperatorPolicyProps {
   bucket: IBucket;
   table: ITable;
   queue: IQueue;
   deadLetterQueue: IQueue;
-  secret: ISecret;
+  cloudinary: CloudinarySecret;
   enumerateFunction: IFunction;
 }
 
@@ -30,7 +30,7 @@ export class OperatorPolicy extends Construct {
 
   constructor(scope: Construct, id: string, props: OperatorPolicyProps) {
     super(scope, id);
-    const { bucket, table, queue, deadLetterQueue, secret } = props;
+    const { bucket, table, queue, deadLetterQueue, cloudinary } = props;
     const assets = bucket.arnForObjects(`${ASSETS_PREFIX}*`);
     const manifests = bucket.arnForObjects(`${MANIFESTS_PREFIX}*`);
     const statements = [
@@ -42,10 +42,7 @@ export class OperatorPolicy extends Construct {
         resources: [props.enumerateFunction.functionArn],
       }),
       // replicate: what the two functions call, plus draining the queue as the event source does.
-      new PolicyStatement({
-        actions: ['secretsmanager:GetSecretValue'],
-        resources: [secret.secretFullArn ?? `${secret.secretArn}-??????`],
-      }),
+      new PolicyStatement({ actions: [cloudinary.readAction], resources: [cloudinary.resourceArn] }),
       new PolicyStatement({
         actions: [
           'dynamodb:BatchGetItem',
@@ -92,6 +89,14 @@ export class OperatorPolicy extends Construct {
         resources: [bucket.bucketArn],
       }),
     ];
+    if (cloudinary.secret?.encryptionKey) {
+      statements.push(
+        new PolicyStatement({
+          actions: ['kms:Decrypt'],
+          resources: [cloudinary.secret.encryptionKey.keyArn],
+        }),
+      );
+    }
     if (bucket.encryptionKey) {
       statements.push(
         new PolicyStatement({
@@ -105,7 +110,7 @@ export class OperatorPolicy extends Construct {
         'Lets a person run npm run run-now, replicate and pull against the Cloudinary backup stack',
       statements,
     });
-    const wildcards = [assets, manifests, ...(secret.secretFullArn ? [] : [`${secret.secretArn}-??????`])];
+    const wildcards = [assets, manifests, ...(cloudinary.matchedBySuffix ? [cloudinary.resourceArn] : [])];
     for (const resource of wildcards) {
       Validations.of(this.policy.node.defaultChild ?? this.policy).acknowledge({
         id: wildcardResourceFinding(this, resource),

@@ -10,10 +10,10 @@ import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IScheduleGroup } from 'aws-cdk-lib/aws-scheduler';
-import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { acknowledgeWildcardResource } from '../nag.js';
+import type { CloudinarySecret } from './CloudinarySecret.js';
 
 /**
  * Actions a function's role holds that no code of ours calls: the Lambda service uses them with
@@ -161,14 +161,10 @@ export class ReplicatorFunction extends NodejsFunction {
     return this;
   }
 
-  /** Sets `envName` to the secret's ARN (never its value) and allows reading its value at runtime. */
-  bindSecret(secret: ISecret, envName = 'CLOUDINARY_SECRET_ID'): this {
-    const arn = secret.secretFullArn ?? `${secret.secretArn}-??????`;
-    this.addToRolePolicy(
-      new PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [arn] }),
-    );
-    secret.encryptionKey?.grantDecrypt(this);
-    this.addEnvironment(envName, secret.secretArn);
+  /** Tells the function where CLOUDINARY_URL lives (never its value) and lets it read it at runtime. */
+  bindCloudinary(credentials: CloudinarySecret): this {
+    credentials.grantRead(this);
+    this.addEnvironment(credentials.envName, credentials.envValue);
     return this;
   }
 

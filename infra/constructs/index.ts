@@ -6,7 +6,7 @@ export {
   MANIFESTS_PREFIX,
 } from './BackupBucket.js';
 export type { BackupBucketProps } from './BackupBucket.js';
-export { CloudinarySecret, SECRET_PLACEHOLDER } from './CloudinarySecret.js';
+export { CloudinarySecret } from './CloudinarySecret.js';
 export type { CloudinarySecretProps } from './CloudinarySecret.js';
 export { ReplicatorFunction, SERVICE_USED_ACTIONS } from './ReplicatorFunction.js';
 export type { ReplicatorFunctionProps } from './ReplicatorFunction.js';

@@ -2,6 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { SSMClient } from '@aws-sdk/client-ssm';
 import { ConfigError } from '../errors.js';
 
 /** The AWS clients the engine uses; injected so tests and CLIs can point them anywhere. */
@@ -10,6 +11,7 @@ export interface AwsClients {
   dynamo: DynamoDBClient;
   sqs: SQSClient;
   secrets: SecretsManagerClient;
+  ssm: SSMClient;
 }
 
 /**
@@ -25,6 +27,7 @@ export function createAwsClients(env: NodeJS.ProcessEnv = process.env): AwsClien
     dynamo: new DynamoDBClient(common),
     sqs: new SQSClient(common),
     secrets: new SecretsManagerClient(common),
+    ssm: new SSMClient(common),
   };
 }
 

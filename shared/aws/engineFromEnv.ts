@@ -2,7 +2,7 @@ import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { CloudinarySource } from '../cloudinary/CloudinarySource.js';
 import { parseCloudinaryUrl, required, settingsFromEnv, type EngineSettings } from '../config.js';
 import { ConfigError } from '../errors.js';
-import { cloudinaryCredentialsFromSecret } from './cloudinarySecret.js';
+import { cloudinaryCredentialsFromParameter, cloudinaryCredentialsFromSecret } from './cloudinarySecret.js';
 import { createAwsClients, type AwsClients } from './clients.js';
 import type { ContinuationTarget } from './continuation.js';
 import { DynamoStateStore } from './DynamoStateStore.js';
@@ -26,7 +26,8 @@ const DEPLOY_HINT = 'It is set by the deployed stack; for a workstation run, tak
 
 /**
  * Builds the engine on AWS from the environment: BUCKET_NAME, TABLE_NAME, QUEUE_URL, DLQ_URL and
- * either CLOUDINARY_SECRET_ID (a Secrets Manager secret, as deployed) or CLOUDINARY_URL (a workstation).
+ * CLOUDINARY_PARAMETER (an SSM SecureString, as deployed by default), CLOUDINARY_SECRET_ID (a Secrets
+ * Manager secret) or CLOUDINARY_URL (a workstation).
  */
 export async function awsEngineFromEnv(
   env: NodeJS.ProcessEnv = process.env,
@@ -37,11 +38,17 @@ export async function awsEngineFromEnv(
   const table = required(env, 'TABLE_NAME', DEPLOY_HINT);
   const queueUrl = required(env, 'QUEUE_URL', DEPLOY_HINT);
   const dlqUrl = env.DLQ_URL?.trim() || undefined;
+  const parameter = env.CLOUDINARY_PARAMETER?.trim();
   const secretId = env.CLOUDINARY_SECRET_ID?.trim();
   let credentials;
-  if (secretId) credentials = await cloudinaryCredentialsFromSecret(clients.secrets, secretId);
+  if (parameter) credentials = await cloudinaryCredentialsFromParameter(clients.ssm, parameter);
+  else if (secretId) credentials = await cloudinaryCredentialsFromSecret(clients.secrets, secretId);
   else if (env.CLOUDINARY_URL) credentials = parseCloudinaryUrl(env.CLOUDINARY_URL);
-  else throw new ConfigError('Neither CLOUDINARY_SECRET_ID nor CLOUDINARY_URL is set; set one of them.');
+  else {
+    throw new ConfigError(
+      'None of CLOUDINARY_PARAMETER, CLOUDINARY_SECRET_ID and CLOUDINARY_URL is set; set one of them.',
+    );
+  }
   return {
     settings,
     clients,
@@ -85,6 +92,7 @@ const ENGINE_ENV = [
   'TABLE_NAME',
   'QUEUE_URL',
   'DLQ_URL',
+  'CLOUDINARY_PARAMETER',
   'CLOUDINARY_SECRET_ID',
   'CLOUDINARY_URL',
   'AWS_ENDPOINT_URL',

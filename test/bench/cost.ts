@@ -170,7 +170,8 @@ export async function costSection(context: BenchContext): Promise<SectionResult>
   );
   add('Glacier IR storage (the library)', (l) => l.gb * PRICES.glacierIrGbMonth);
   add('Glacier IR transitions', (l) => ((DAYS * changed(l)) / 1000) * PRICES.glacierIrTransitionPerThousand);
-  add('Secrets Manager (one secret)', () => PRICES.secretMonth);
+  // The default keeps CLOUDINARY_URL in an SSM standard parameter (free); Secrets Manager is opt-in.
+  add('Cloudinary credentials (SSM standard parameter)', () => 0);
   const totals = LIBRARIES.map((_, i) => lines.reduce((sum, line) => sum + (line.values[i] ?? 0), 0));
   const versionGrowth = LIBRARIES.map((l) => l.gb * DAILY_CHANGE * DAYS * PRICES.glacierIrGbMonth);
   // A first run copies everything: the same daily formula with every asset changed, plus a week in Standard.
@@ -238,7 +239,7 @@ export async function costSection(context: BenchContext): Promise<SectionResult>
         `Prices (us-east-1): Lambda Arm $${PRICES.lambdaGbSecond}/GB-s + $${PRICES.lambdaPerMillionRequests}/M requests; SQS $${PRICES.sqsPerMillionRequests}/M;`,
         `  DynamoDB on-demand $${PRICES.dynamoPerMillionWriteUnits}/M WRU, $${PRICES.dynamoPerMillionReadUnits}/M RRU, storage $${PRICES.dynamoStorageGbMonth}/GB-month;`,
         `  S3 PUT $${PRICES.s3PutPerThousand}/1k, GET $${PRICES.s3GetPerThousand}/1k, Standard $${PRICES.standardGbMonth}/GB-month;`,
-        `  Glacier IR $${PRICES.glacierIrGbMonth}/GB-month + $${PRICES.glacierIrTransitionPerThousand}/1k transitions; Secrets Manager $${PRICES.secretMonth}/secret-month.`,
+        `  Glacier IR $${PRICES.glacierIrGbMonth}/GB-month + $${PRICES.glacierIrTransitionPerThousand}/1k transitions; SSM standard parameters free (Secrets Manager, opt-in: $${PRICES.secretMonth}/secret-month).`,
         'Per page and per listed asset: the no-change cycle (per page: its Admin calls); per copied asset: what the full cycle added.',
         `Assumptions: a run every day (${DAYS} a month), ${num(DAILY_CHANGE * 100)}% of assets new or changed daily; replicate at ${config.workerMemoryMb} MB, enumerate at ${config.enumeratorMemoryMb} MB (the stack's defaults);`,
         `  objects move to Glacier IR after ${config.archiveAfterDays} days. Lambda seconds per copied asset are scaled by mean asset size; they are measured against moto, so they are high.`,

@@ -61,12 +61,15 @@ export function offlineEnv(home: string): NodeJS.ProcessEnv {
   };
 }
 
-/** Runs the pinned `cdk synth` into `outdir` exactly as `npm run synth` / `cdk deploy` would, offline. */
-export function synthesize(outdir: string): void {
+/**
+ * Runs the pinned `cdk synth` into `outdir` exactly as `npm run synth` / `cdk deploy` would, offline;
+ * `settings` are `REPLICATOR_*` variables, as a user would set them.
+ */
+export function synthesize(outdir: string, settings: Record<string, string> = {}): void {
   const result = spawnSync(
     process.execPath,
     [CDK_CLI, 'synth', '--quiet', '--no-notices', '--output', outdir],
-    { cwd: ROOT, env: offlineEnv(outdir), encoding: 'utf8', timeout: 180_000 },
+    { cwd: ROOT, env: { ...offlineEnv(outdir), ...settings }, encoding: 'utf8', timeout: 180_000 },
   );
   if (result.status !== 0) {
     throw new Error(

@@ -8,6 +8,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { CreateScheduleGroupCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
+import { PutParameterCommand } from '@aws-sdk/client-ssm';
 import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import type { AwsClients } from '../../shared/aws/clients.js';
 import type { CloudAssembly } from './cloudAssembly.js';
@@ -30,7 +31,8 @@ type Props = Record<string, unknown>;
 /**
  * Creates in moto what the template declares (buckets, tables, queues, secrets, schedule groups),
  * from the template's own properties, under unique names; roles and functions get the ARNs
- * CloudFormation would give them. Each secret holds `secretValue`.
+ * CloudFormation would give them. Each secret, and the SSM parameter the functions read, holds
+ * `secretValue`.
  */
 export async function provisionTemplate(
   assembly: CloudAssembly,
@@ -125,6 +127,23 @@ export async function provisionTemplate(
       ref: url,
       attributes: { Arn: attrs.Attributes?.QueueArn ?? '', QueueName: nameFor(id), QueueUrl: url },
     });
+  }
+
+  // The SSM SecureString a function reads CLOUDINARY_URL from is created by hand after a deploy
+  // (CloudFormation cannot create SecureStrings): here, once per name the template passes.
+  const parameters = new Set(
+    ofType('AWS::Lambda::Function')
+      .map(
+        ([, r]) =>
+          (r.Properties?.Environment as { Variables?: Props } | undefined)?.Variables?.CLOUDINARY_PARAMETER,
+      )
+      .filter((name): name is string => typeof name === 'string'),
+  );
+  for (const name of parameters) {
+    await clients.ssm.send(
+      new PutParameterCommand({ Name: name, Type: 'SecureString', Value: secretValue, Overwrite: true }),
+    );
+    resources.set(`Parameter${name}`, { ref: name, attributes: {} });
   }
 
   for (const [id] of ofType('AWS::SecretsManager::Secret')) {

@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
+import { PutParameterCommand } from '@aws-sdk/client-ssm';
 import { CreateScheduleGroupCommand, GetScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { App } from 'aws-cdk-lib';
@@ -46,6 +48,7 @@ export class DeployedStack {
     readonly resources: AwsResources,
     readonly admin: AwsClients,
     readonly secretArn: string,
+    readonly parameterName: string,
     template: CfnTemplate,
     readonly overrides: EnvOverrides,
   ) {
@@ -79,8 +82,13 @@ export class DeployedStack {
     context: Record<string, string>,
     overrides: EnvOverrides,
   ): Promise<DeployedStack> {
+    // A parameter of its own: other suites on this moto server deploy the same stack.
+    const parameterName = `/iam-${randomUUID().slice(0, 8)}/CLOUDINARY_URL`;
     const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-    const stack = buildReplicatorApp(app, readConfig({ context, env: {} }));
+    const stack = buildReplicatorApp(
+      app,
+      readConfig({ context: { 'replicator:cloudinaryParameter': parameterName, ...context }, env: {} }),
+    );
     const template = Template.fromStack(stack).toJSON() as CfnTemplate;
 
     const moto = useMotoEnvironment(inject('motoEndpoint'));
@@ -101,6 +109,10 @@ export class DeployedStack {
     const secret = await admin.secrets.send(
       new CreateSecretCommand({ Name: `iam-${resources.bucket}`, SecretString: double.cloudinaryUrl }),
     );
+    // Created by hand after a deploy, as the README says (CloudFormation cannot create SecureStrings).
+    await admin.ssm.send(
+      new PutParameterCommand({ Name: parameterName, Type: 'SecureString', Value: double.cloudinaryUrl }),
+    );
     const scheduler = new SchedulerClient({});
     for (const resource of Object.values(template.Resources)) {
       if (resource.Type === 'AWS::Scheduler::ScheduleGroup') {
@@ -112,7 +124,7 @@ export class DeployedStack {
           });
       }
     }
-    return new DeployedStack(proxy, resources, admin, secret.ARN ?? '', template, overrides);
+    return new DeployedStack(proxy, resources, admin, secret.ARN ?? '', parameterName, template, overrides);
   }
 
   /** The functions' principals (role ARN and resolved identity policies), by function name. */
