@@ -1,5 +1,7 @@
+import { CreateMultipartUploadCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SERVICE_USED_ACTIONS } from '../infra/constructs/index.js';
+import { objectKeyFor } from '../shared/keys.js';
 import { generateLibrary, startCloudinaryDouble, type CloudinaryDouble } from './double/index.js';
 import { describeCall, type AwsCall } from './support/iam/awsOperations.js';
 import { DeployedStack } from './support/iam/deployedRun.js';
@@ -65,6 +67,18 @@ async function dailyRun(context: Record<string, string | undefined>): Promise<Sc
     string
   >;
   const stack = await DeployedStack.create(double, settings, TEST_OVERRIDES);
+  // An upload a dead copy left open: the worker aborts it before it copies the asset again.
+  await stack.admin.s3.send(
+    new CreateMultipartUploadCommand({
+      Bucket: stack.resources.bucket,
+      Key: objectKeyFor({
+        resourceType: 'video',
+        deliveryType: 'upload',
+        publicId: 'long/take',
+        format: 'mp4',
+      }),
+    }),
+  );
   const clock = () => now;
 
   const first = await stack.invokeEnumerate(stack.dailyInput(), clock);
