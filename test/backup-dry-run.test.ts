@@ -11,6 +11,7 @@ import {
   removeFolders,
 } from './support/backupBed.js';
 import { runCommand } from './support/cliChild.js';
+import { emptySummary } from '../shared/backup/summary.js';
 
 const doubles: CloudinaryDouble[] = [];
 
@@ -112,20 +113,10 @@ describe(
       }
       const printed = pipe.out().trim().split('\n');
       display.finish({
-        dest: '/backup',
-        status: 'dry-run',
+        ...emptySummary('/backup', 'dry-run'),
         listed: 5_000,
         toTransfer: 5_000,
         toTransferBytes: 5_000_000,
-        transferred: 0,
-        transferredBytes: 0,
-        unchanged: 0,
-        deletedAtSource: 0,
-        failed: [],
-        pruned: [],
-        verifiedBySize: 0,
-        verifiedLater: 0,
-        unavailable: [],
       });
       const lines = pipe.out().trim().split('\n');
 

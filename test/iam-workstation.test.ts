@@ -1,7 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import {
   CloudFormationClient,
   CreateStackCommand,
@@ -13,6 +12,7 @@ import { runNowMain } from '../functions/cli/runNow.js';
 import { pullMain } from '../shared/cli/pull.js';
 import { generateLibrary, startCloudinaryDouble, type CloudinaryDouble } from './double/index.js';
 import { describeCall, type AwsCall } from './support/iam/awsOperations.js';
+import { captureStreams } from './support/backupBed.js';
 import { DeployedStack, WHERE } from './support/iam/deployedRun.js';
 import { describeDenials, evaluateCalls, grantedActions, type Evaluation } from './support/iam/evaluate.js';
 import { managedPolicies, type PolicyDocument } from './support/iam/templatePolicies.js';
@@ -31,10 +31,6 @@ const NEEDED_ON_PATHS_NOT_TAKEN = new Set([
   's3:GetObjectTagging', // pull reads the MD5 tag of objects copied with LISTING_API=resources
   's3:ListBucketMultipartUploads', // replicate aborts what a dead copy of a large asset left open
 ]);
-
-function sink(): Writable {
-  return new Writable({ write: (_chunk, _encoding, callback) => callback() });
-}
 
 describe('the workstation commands are allowed by the operator policy the README tells users to attach', () => {
   let stack: DeployedStack;
@@ -92,10 +88,10 @@ describe('the workstation commands are allowed by the operator policy the README
     dest = mkdtempSync(join(tmpdir(), 'operator-pull-'));
 
     await stack.asOperator(async () => {
-      codes.replicate = await replicateMain(['--stack', name], { stdout: sink(), stderr: sink() });
-      codes.pull = await pullMain(['--stack', name, '--dest', dest], { stdout: sink(), stderr: sink() });
+      codes.replicate = await replicateMain(['--stack', name], captureStreams().streams);
+      codes.pull = await pullMain(['--stack', name, '--dest', dest], captureStreams().streams);
       // moto runs no Lambda function: the request is what matters here, not its answer.
-      codes.runNow = await runNowMain(['--stack', name], { stdout: sink(), stderr: sink() });
+      codes.runNow = await runNowMain(['--stack', name], captureStreams().streams);
     });
 
     calls = stack.proxy.requests
