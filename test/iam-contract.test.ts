@@ -152,7 +152,7 @@ describe('every AWS request of a deployed daily run is allowed by the template',
   });
 
   describe.each(LISTINGS.map((l, index) => ({ ...l, index })))('listing with $listing', ({ index }) => {
-    it('records the calls of every path: listing, manifest, leases, multipart, aborts, retries, dead letters, the secret', () => {
+    it('records the calls of every path: listing, manifest, leases, multipart, aborts, retries, dead letters, the credentials', () => {
       const scenario = scenarios[index] as Scenario;
       const enumerate = operations(scenario.calls, 'enumerate');
       const replicate = operations(scenario.calls, 'replicate');
