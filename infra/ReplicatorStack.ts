@@ -203,6 +203,7 @@ export class ReplicatorStack extends Stack {
       queueAgeAlarmHours: config.queueAgeAlarmHours,
       adminReserve: config.adminReserve,
       alarmEmail: config.alarmEmail,
+      dashboard: config.dashboard,
     });
 
     this.operator = new OperatorPolicy(this, 'Operator', {
@@ -239,7 +240,9 @@ export class ReplicatorStack extends Stack {
         this.enumerate.functionName,
         'Invoke with {"action":"start"} (or npm run run-now) to start a run now',
       ],
-      DashboardUrl: [this.operations.dashboardUrl, 'CloudWatch dashboard'],
+      ...(this.operations.dashboardUrl
+        ? { DashboardUrl: [this.operations.dashboardUrl, 'CloudWatch dashboard'] as [string, string] }
+        : {}),
       AlarmTopicArn: [this.operations.topic.topicArn, 'SNS topic the alarms notify'],
       OperatorPolicyArn: [
         this.operator.policy.managedPolicyArn,

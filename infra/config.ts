@@ -48,6 +48,7 @@ export interface ReplicatorConfig {
   alarmEmail: string | undefined;
   staleRunAlarmHours: number;
   queueAgeAlarmHours: number;
+  dashboard: boolean;
   enumeratorSingleInstance: boolean;
   /** Undefined: CLOUDINARY_URL lives in the SSM parameter `cloudinaryParameter`. */
   cloudinarySecret: string | undefined;
@@ -371,6 +372,11 @@ export const KNOBS: KnobTable = {
     default: 12,
     doc: 'Alarm when an asset has waited this long in the work queue: the workers are failing as a whole (a denied key, a bad deploy) or cannot keep up.',
     parse: integer(1, 96),
+  },
+  dashboard: {
+    default: true,
+    doc: 'A CloudWatch dashboard of runs, assets, bytes, the Admin API budget, queues and Lambda health. An account has three dashboards free; each one more costs $3 a month, more than the rest of a small deployment: false leaves it out (the alarms stay).',
+    parse: boolean(),
   },
   enumeratorSingleInstance: {
     default: true,

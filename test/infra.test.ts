@@ -1,5 +1,6 @@
 import { App, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import type { Dashboard } from 'aws-cdk-lib/aws-cloudwatch';
 import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
@@ -646,6 +647,22 @@ describe('operations', () => {
     expect(ofType('AWS::SNS::Subscription')).toEqual([]);
   });
 
+  it('leaves the dashboard out when asked, keeping every alarm', () => {
+    const plain = new App({ context: SKIP_BUNDLING });
+    const lean = buildReplicatorApp(
+      plain,
+      readConfig({ context: { 'replicator:dashboard': 'false' }, env: {} }),
+    );
+    const leanTemplate = Template.fromStack(lean).toJSON() as {
+      Resources: Record<string, CfnResource>;
+      Outputs: Record<string, unknown>;
+    };
+    const types = Object.values(leanTemplate.Resources).map((r) => r.Type);
+    expect(types).not.toContain('AWS::CloudWatch::Dashboard');
+    expect(types.filter((t) => t === 'AWS::CloudWatch::Alarm')).toHaveLength(5);
+    expect(leanTemplate.Outputs).not.toHaveProperty('DashboardUrl');
+  });
+
   it('shows the run counters, bytes, Admin API budget, queue depths and Lambda health on a dashboard', () => {
     const [, dashboard] = only('AWS::CloudWatch::Dashboard');
     const body = flattenReference(dashboard.Properties?.DashboardBody);
@@ -691,7 +708,7 @@ describe('operations', () => {
     expect(outputs.EnumerateFunctionName?.Value).toEqual({ Ref: logicalIdOf(stack.enumerate) });
     expect(outputs.AlarmTopicArn?.Value).toEqual(topicRef());
     expect(flattenReference(outputs.DashboardUrl?.Value)).toBe(
-      `https://<AWS::Region>.console.aws.amazon.com/cloudwatch/home?region=<AWS::Region>#dashboards:name=<${logicalIdOf(stack.operations.dashboard)}>`,
+      `https://<AWS::Region>.console.aws.amazon.com/cloudwatch/home?region=<AWS::Region>#dashboards:name=<${logicalIdOf(stack.operations.dashboard as Dashboard)}>`,
     );
   });
 });

@@ -48,6 +48,8 @@ export interface ReplicatorOperationsProps {
   /** ADMIN_RESERVE: calls, or a share of the hourly limit (`2%`). */
   adminReserve: string;
   alarmEmail: string | undefined;
+  /** A CloudWatch dashboard ($3 a month once an account has more than three). */
+  dashboard: boolean;
 }
 
 /**
@@ -56,14 +58,15 @@ export interface ReplicatorOperationsProps {
  */
 export class ReplicatorOperations extends Construct {
   readonly topic: Topic;
-  readonly dashboard: Dashboard;
+  /** Undefined when `dashboard` is off. */
+  readonly dashboard: Dashboard | undefined;
   readonly deadLettersAlarm: Alarm;
   readonly enumeratorErrorsAlarm: Alarm;
   readonly staleRunAlarm: Alarm;
   readonly workerErrorsAlarm: Alarm;
   readonly queueAgeAlarm: Alarm;
   /** Console address of the dashboard, for the stack output. */
-  readonly dashboardUrl: string;
+  readonly dashboardUrl: string | undefined;
 
   constructor(scope: Construct, id: string, props: ReplicatorOperationsProps) {
     super(scope, id);
@@ -168,14 +171,25 @@ export class ReplicatorOperations extends Construct {
       alarm.addOkAction(notify);
     }
 
-    this.dashboard = new Dashboard(this, 'Dashboard', { defaultInterval: Duration.days(7) });
+    if (props.dashboard) {
+      this.dashboard = this.buildDashboard(props, custom);
+      this.dashboardUrl = `https://${Aws.REGION}.console.aws.amazon.com/cloudwatch/home?region=${Aws.REGION}#dashboards:name=${this.dashboard.dashboardName}`;
+    }
+  }
+
+  /** The dashboard: runs, assets, bytes, the Admin API budget, queues, Lambda health, alarms. */
+  private buildDashboard(
+    props: ReplicatorOperationsProps,
+    custom: (metricName: string, statistic?: string, period?: Duration) => Metric,
+  ): Dashboard {
+    const dashboard = new Dashboard(this, 'Dashboard', { defaultInterval: Duration.days(7) });
     const functions: [string, IFunction][] = [
       ['Enumerate', props.enumerateFunction],
       ['Replicate', props.replicateFunction],
     ];
     const lambdaMetrics = (what: string, pick: (fn: IFunction) => Metric): IMetric[] =>
       functions.map(([name, fn]) => pick(fn).with({ label: `${name} ${what}` }));
-    this.dashboard.addWidgets(
+    dashboard.addWidgets(
       new TextWidget({
         markdown:
           '## Cloudinary backup\nAssets flow left to right: **listed** by the daily run, **enqueued** when new or changed, **replicated** or **failed** by the workers. A healthy day: replicated = enqueued, failed = 0, DLQ = 0.',
@@ -183,7 +197,7 @@ export class ReplicatorOperations extends Construct {
         height: 2,
       }),
     );
-    this.dashboard.addWidgets(
+    dashboard.addWidgets(
       new GraphWidget({
         title: 'Assets per hour',
         left: [
@@ -213,7 +227,7 @@ export class ReplicatorOperations extends Construct {
         : Number(props.adminReserve),
       label: share ? `Reserve (${props.adminReserve} of 500)` : 'Reserve',
     };
-    this.dashboard.addWidgets(
+    dashboard.addWidgets(
       new GraphWidget({
         title: 'Cloudinary Admin API calls left this hour',
         left: [
@@ -249,7 +263,7 @@ export class ReplicatorOperations extends Construct {
         width: 8,
       }),
     );
-    this.dashboard.addWidgets(
+    dashboard.addWidgets(
       new GraphWidget({
         title: 'Lambda errors and throttles',
         left: [
@@ -279,6 +293,6 @@ export class ReplicatorOperations extends Construct {
       }),
     );
 
-    this.dashboardUrl = `https://${Aws.REGION}.console.aws.amazon.com/cloudwatch/home?region=${Aws.REGION}#dashboards:name=${this.dashboard.dashboardName}`;
+    return dashboard;
   }
 }
