@@ -209,12 +209,20 @@ describe('resuming an interrupted pull', () => {
     await put(key, body);
     const dest = freshDest();
     const abort = new AbortController();
-    setTimeout(() => abort.abort(), 600);
-
-    const stopped = await runPull(
+    const pulling = runPull(
       { dest, bucket, prefix: key, bwlimit: 1024 * 1024, signal: abort.signal },
       { s3, out: { write: () => true }, mode: 'quiet' },
     );
+    // Ctrl-C once part of the file is on disk, however slow the machine is today.
+    const partialDir = join(dest, LOCAL_CONTROL_DIR, 'partial');
+    await waitFor(async () => {
+      const names = await readdir(partialDir).catch(() => []);
+      const sizes = await Promise.all(names.map((name) => stat(join(partialDir, name)).then((s) => s.size)));
+      return sizes.some((size) => size >= 256 * 1024) ? true : undefined;
+    }, 30_000);
+    abort.abort();
+
+    const stopped = await pulling;
     const { s3: client, wire } = loggingClient();
     const resumed = await pullQuietly(client, dest, bucket, key);
 
