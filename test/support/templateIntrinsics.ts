@@ -8,6 +8,8 @@ export interface ResolveContext {
   region: string;
   accountId: string;
   stackName: string;
+  /** The stack's ARN (AWS::StackId), for templates that name it. */
+  stackId?: string;
   resources: Map<string, BoundResource>;
 }
 
@@ -21,6 +23,7 @@ function pseudo(name: string, ctx: ResolveContext): string | undefined {
     'AWS::Partition': 'aws',
     'AWS::URLSuffix': 'amazonaws.com',
     'AWS::StackName': ctx.stackName,
+    ...(ctx.stackId ? { 'AWS::StackId': ctx.stackId } : {}),
   };
   return values[name];
 }

@@ -1,3 +1,5 @@
+import { resolveIntrinsics } from '../templateIntrinsics.js';
+
 /** A CloudFormation template as `cdk synth` writes it. */
 export interface CfnTemplate {
   Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }>;
@@ -98,59 +100,21 @@ export function deployOnto(template: CfnTemplate, bed: TestBedNames, where: Wher
   return deployed;
 }
 
-/** Resolves Ref, Fn::GetAtt, Fn::Join, Fn::Sub, Fn::Select and Fn::Split to plain values. */
+/** Resolves the template's intrinsics against what each resource is on the test bed. */
 export function resolve(value: unknown, deployed: Record<string, Deployed>, where: Where): unknown {
-  const pseudo: Record<string, string> = {
-    'AWS::Partition': 'aws',
-    'AWS::Region': where.region,
-    'AWS::AccountId': where.accountId,
-    'AWS::URLSuffix': 'amazonaws.com',
-    'AWS::StackName': 'CloudinaryS3Replicator',
-    ...(where.stackId ? { 'AWS::StackId': where.stackId } : {}),
-  };
-  const walk = (v: unknown): unknown => {
-    if (Array.isArray(v)) return v.map(walk);
-    if (!v || typeof v !== 'object') return v;
-    const entries = Object.entries(v as Record<string, unknown>);
-    if (entries.length === 1) {
-      const [fn, arg] = entries[0] as [string, unknown];
-      if (fn === 'Ref') {
-        const name = String(arg);
-        const found = pseudo[name] ?? deployed[name]?.ref;
-        if (found === undefined) throw new Error(`cannot resolve Ref ${name}`);
-        return found;
-      }
-      if (fn === 'Fn::GetAtt') {
-        const [id, attr] = (Array.isArray(arg) ? arg : String(arg).split('.')) as [string, string];
-        const found = deployed[id]?.attrs[attr];
-        if (found === undefined) throw new Error(`cannot resolve Fn::GetAtt ${id}.${attr}`);
-        return found;
-      }
-      if (fn === 'Fn::Join') {
-        const [separator, parts] = arg as [string, unknown[]];
-        return (walk(parts) as unknown[]).map(String).join(separator);
-      }
-      if (fn === 'Fn::Select') {
-        const [index, list] = arg as [number, unknown];
-        return (walk(list) as unknown[])[Number(index)];
-      }
-      if (fn === 'Fn::Split') {
-        const [separator, text] = arg as [string, unknown];
-        return String(walk(text)).split(separator);
-      }
-      if (fn === 'Fn::Sub') {
-        const [text, vars = {}] = (Array.isArray(arg) ? arg : [arg]) as [string, Record<string, unknown>];
-        return text.replace(/\$\{([^}]+)\}/gu, (_, name: string) => {
-          if (name in vars) return String(walk(vars[name]));
-          if (name.includes('.')) return String(walk({ 'Fn::GetAtt': name.split('.') }));
-          return String(walk({ Ref: name }));
-        });
-      }
-      if (fn.startsWith('Fn::')) throw new Error(`cannot resolve ${fn}`);
-    }
-    return Object.fromEntries(entries.map(([k, x]) => [k, walk(x)]));
-  };
-  return walk(value);
+  return resolveIntrinsics(
+    value,
+    {
+      region: where.region,
+      accountId: where.accountId,
+      stackName: 'CloudinaryS3Replicator',
+      stackId: where.stackId,
+      resources: new Map(
+        Object.entries(deployed).map(([id, d]) => [id, { ref: d.ref, attributes: d.attrs }]),
+      ),
+    },
+    'template',
+  );
 }
 
 function asArray<T>(value: T | T[] | undefined): T[] {
