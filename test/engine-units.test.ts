@@ -17,30 +17,10 @@ import {
   dispositionOf,
 } from '../shared/errors.js';
 import { VerifyingStream } from '../shared/hashing.js';
-import type { AssetState, SourceAsset } from '../shared/types.js';
+import { assetState, sourceAsset } from './support/assetFactories.js';
 
-const asset = (over: Partial<SourceAsset> = {}): SourceAsset => ({
-  resourceType: 'image',
-  deliveryType: 'upload',
-  publicId: 'a',
-  assetId: 'x',
-  version: 10,
-  bytes: 100,
-  createdAt: '2024-01-01T00:00:00Z',
-  ...over,
-});
-const state = (over: Partial<AssetState> = {}): AssetState => ({
-  id: 'image/upload/a',
-  resourceType: 'image',
-  deliveryType: 'upload',
-  publicId: 'a',
-  version: 10,
-  bytes: 100,
-  objectKey: 'assets/image/upload/a',
-  status: 'replicated',
-  attempts: 0,
-  ...over,
-});
+const asset = sourceAsset;
+const state = assetState;
 
 describe('the transfer decision', () => {
   it('copies an asset only when it is new, changed, or its last copy did not succeed', () => {

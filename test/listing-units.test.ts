@@ -9,7 +9,8 @@ import {
 } from '../shared/cloudinary/listingCapabilities.js';
 import { DEFAULT_SETTINGS, reserveFor, settingsFromEnv } from '../shared/config.js';
 import { etagCheckOf, needsTransfer } from '../shared/engine/decide.js';
-import type { AssetState, SourceAsset } from '../shared/types.js';
+import type { AssetState } from '../shared/types.js';
+import { assetState, sourceAsset } from './support/assetFactories.js';
 
 const SENT = ['tags', 'context', 'metadata'];
 const refused = (status: number, message: string) =>
@@ -112,29 +113,8 @@ describe('Admin API backoff', () => {
 });
 
 describe('checking copies against an etag', () => {
-  const asset = (over: Partial<SourceAsset> = {}): SourceAsset => ({
-    resourceType: 'image',
-    deliveryType: 'upload',
-    publicId: 'a',
-    assetId: 'x',
-    version: 10,
-    bytes: 100,
-    createdAt: '2024-01-01T00:00:00Z',
-    ...over,
-  });
-  const state = (over: Partial<AssetState> = {}): AssetState => ({
-    id: 'image/upload/a',
-    resourceType: 'image',
-    deliveryType: 'upload',
-    publicId: 'a',
-    version: 10,
-    bytes: 100,
-    md5: 'a'.repeat(32),
-    objectKey: 'assets/image/upload/a',
-    status: 'replicated',
-    attempts: 0,
-    ...over,
-  });
+  const asset = sourceAsset;
+  const state = (over: Partial<AssetState> = {}): AssetState => assetState({ md5: 'a'.repeat(32), ...over });
 
   it('a copy whose MD5 differs from the etag is copied again, even when verified by size', () => {
     const listed = asset({ etag: 'b'.repeat(32) });
