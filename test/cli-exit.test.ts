@@ -130,7 +130,7 @@ describe('every command exits soon after a call that never gets an answer', { ti
 
   it('npm run run-now reports the silent AWS endpoint and exits 1 within its deadline', async () => {
     const run = await runCommand(
-      'functions/cli/runNow.ts',
+      'shared/cli/runNow.ts',
       ['--stack', 'Replicator'],
       cleanEnv(awsEnv(endpoint)),
     );
@@ -177,7 +177,7 @@ describe('every command exits soon after a call that never gets an answer', { ti
 
     it('reports the silent Admin API and exits 1 within its deadline', async () => {
       const run = await runCommand(
-        'functions/cli/replicate.ts',
+        'shared/cli/replicate.ts',
         [],
         cleanEnv({
           ...pipelineEnv(),

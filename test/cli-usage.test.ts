@@ -35,7 +35,7 @@ describe('a command started without what it needs exits 2 with advice', { timeou
 
   it('npm run replicate without CLOUDINARY_URL or a stack', async () => {
     const run = await runCommand(
-      'functions/cli/replicate.ts',
+      'shared/cli/replicate.ts',
       [],
       cleanEnv({ QUEUE_URL: 'http://127.0.0.1:9/queue' }),
     );

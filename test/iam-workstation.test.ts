@@ -7,8 +7,8 @@ import {
   DescribeStacksCommand,
 } from '@aws-sdk/client-cloudformation';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { replicateMain } from '../functions/cli/replicate.js';
-import { runNowMain } from '../functions/cli/runNow.js';
+import { replicateMain } from '../shared/cli/replicate.js';
+import { runNowMain } from '../shared/cli/runNow.js';
 import { pullMain } from '../shared/cli/pull.js';
 import { generateLibrary, startCloudinaryDouble, type CloudinaryDouble } from './double/index.js';
 import { describeCall, type AwsCall } from './support/iam/awsOperations.js';

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { replicateMain } from '../functions/cli/replicate.js';
+import { replicateMain } from '../shared/cli/replicate.js';
 import { S3ObjectStore } from '../shared/aws/S3ObjectStore.js';
 import { manifestKey, readManifest, type ManifestEntry } from '../shared/engine/manifest.js';
 import { objectKeyFor } from '../shared/keys.js';

@@ -27,7 +27,7 @@ describe('npm run replicate as a process', { timeout: 180_000 }, () => {
     const assets = bed.double.library.all();
     const total = assets.reduce((sum, asset) => sum + asset.bytes, 0);
 
-    const run = await runCommand('functions/cli/replicate.ts', ['--json'], process.env);
+    const run = await runCommand('shared/cli/replicate.ts', ['--json'], process.env);
 
     const events = run.stdout
       .trim()

@@ -6,7 +6,7 @@ import {
   ReceiveMessageCommand,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { replicateMain } from '../functions/cli/replicate.js';
+import { replicateMain } from '../shared/cli/replicate.js';
 import { awsEngineFromEnv, type AwsEngine } from '../shared/aws/engineFromEnv.js';
 import { sqsEventFromMessages } from '../shared/aws/SqsWorkQueue.js';
 import { emptyCounters, newRunId } from '../shared/engine/enumerate.js';

@@ -33,7 +33,7 @@ function startReplicate(
   const started = performance.now();
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'functions/cli/replicate.ts', '--json', '--workers', '1'],
+    ['--import', 'tsx', 'shared/cli/replicate.ts', '--json', '--workers', '1'],
     {
       cwd: REPO,
       env: {

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { replicateMain } from '../functions/cli/replicate.js';
-import { runNowMain } from '../functions/cli/runNow.js';
+import { replicateMain } from '../shared/cli/replicate.js';
+import { runNowMain } from '../shared/cli/runNow.js';
 import { generateLibrary } from './double/index.js';
 import { bucketObjects, createPipelineBed, type PipelineBed } from './support/pipelineBed.js';
 

@@ -13,8 +13,8 @@ import {
   type CommandSpec,
   type FlagSpec,
   exitWhenDone,
-} from '../../shared/index.js';
-import { runCycle } from '../cycle.js';
+} from '../index.js';
+import { runCycle } from '../../functions/cycle.js';
 import { envFromStack } from './stackEnv.js';
 
 export const REPLICATE_COMMAND = {

@@ -11,7 +11,7 @@ import {
   type CommandSpec,
   type FlagSpec,
   exitWhenDone,
-} from '../../shared/index.js';
+} from '../index.js';
 
 export const RUN_NOW_COMMAND = {
   usage: 'npm run run-now -- [--stack NAME] [--wait]',

@@ -1,4 +1,4 @@
-import { readCloudFormationOutput } from '../../shared/index.js';
+import { readCloudFormationOutput } from '../index.js';
 
 /** Stack outputs and the environment variables the handlers read them from. */
 const OUTPUTS: Record<string, string> = {
