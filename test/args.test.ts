@@ -64,6 +64,42 @@ describe('command-line parser', () => {
     expect(() => parseArgs(['oops'], command)).toThrow(UsageError);
   });
 
+  it('rejects a value given to a yes/no flag, and says how to pass a value that starts with -', () => {
+    expect(() => parseArgs(['--dry-run=yes'], command)).toThrow('--dry-run takes no value');
+    expect(() => parseArgs(['--dest', '-x'], command)).toThrow('goes after =: --dest=-1');
+    expect(parseArgs(['--dest=-x'], command).flags.dest).toBe('-x');
+  });
+
+  it('accepts the earlier name of a renamed flag without listing it in help', () => {
+    const renamed = {
+      ...command,
+      flags: { concurrency: { type: 'number', alias: 'workers', description: 'How many.' } },
+    } satisfies CommandSpec<Record<string, FlagSpec>>;
+
+    expect(parseArgs(['--workers', '3'], renamed).flags.concurrency).toBe(3);
+    expect(formatHelp(renamed)).not.toContain('--workers');
+  });
+
+  it('takes everything after -- as arguments, even what looks like a flag', () => {
+    const loose = { ...command, positionals: true };
+
+    expect(parseArgs(['--tier', '--', '--tier'], loose)).toEqual({
+      flags: { tier: 'Bulk', concurrency: 4 },
+      positionals: ['--tier'],
+    });
+  });
+
+  it('holds a number flag to its whole-number range', () => {
+    const bounded = {
+      ...command,
+      flags: { jobs: { type: 'number', range: [1, 64], description: 'Jobs.' } },
+    } satisfies CommandSpec<Record<string, FlagSpec>>;
+
+    expect(parseArgs(['--jobs', '64'], bounded).flags.jobs).toBe(64);
+    expect(() => parseArgs(['--jobs', '0'], bounded)).toThrow('--jobs must be a whole number from 1 to 64');
+    expect(() => parseArgs(['--jobs', '1.5'], bounded)).toThrow('--jobs must be a whole number');
+  });
+
   it('sees --help anywhere', () => {
     expect(parseArgs(['--dest', 'x', '--help'], command).flags.help).toBe(true);
     expect(parseArgs(['-h'], command).flags.help).toBe(true);

@@ -1,3 +1,4 @@
+import { parseArgs as parseNodeArgs, type ParseArgsOptionsConfig } from 'node:util';
 import { ConfigError, describeError, FatalError, redactSecrets } from '../errors.js';
 
 /** One command-line option; its key in the spec (camelCase) becomes `--kebab-case`. */
@@ -10,10 +11,14 @@ export interface FlagSpec {
   impliedValue?: string;
   /** Accepted values of a string flag, checked case-insensitively and returned as written here. */
   choices?: readonly string[];
+  /** A number flag's whole-number bounds, inclusive (`Infinity` for none above). */
+  range?: readonly [number, number];
   /** Value when the flag is absent. */
   default?: string | number | boolean;
   /** Environment variable named in help as the fallback (the command reads it itself). */
   env?: string;
+  /** An earlier name (camelCase) still accepted, not shown in help. */
+  alias?: string;
 }
 
 export type FlagSpecs = Record<string, FlagSpec>;
@@ -66,78 +71,66 @@ export function flagName(key: string): string {
 }
 
 /**
- * Parses `--flag`, `--no-flag`, `--key value`, `--key=value` and `--` against a spec. Unknown
- * flags are rejected with the list of valid ones (and the nearest match): typos fail loudly.
+ * Parses `--flag`, `--no-flag`, `--key value`, `--key=value` and `--` against a spec with
+ * `node:util`'s strict parser, then converts numbers and choices. Unknown flags are rejected with
+ * the list of valid ones (and the nearest match): typos fail loudly.
  */
 export function parseArgs<S extends FlagSpecs>(
   argv: readonly string[],
   command: CommandSpec<S>,
 ): ParsedArgs<S> {
-  const byName = new Map<string, string>();
-  for (const key of Object.keys(command.flags)) byName.set(flagName(key), key);
-  const flags: Record<string, string | number | boolean> = {};
-  const positionals: string[] = [];
-
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    if (arg === '--') {
-      positionals.push(...argv.slice(i + 1));
-      break;
-    }
-    if (!arg.startsWith('-') || arg === '-') {
-      positionals.push(arg);
-      continue;
-    }
-    if (arg === '--help' || arg === '-h') {
-      flags.help = true;
-      continue;
-    }
-    const eq = arg.indexOf('=');
-    const name = eq === -1 ? arg : arg.slice(0, eq);
-    const inline = eq === -1 ? undefined : arg.slice(eq + 1);
-    let key = byName.get(name);
-    let negated = false;
-    if (key === undefined && name.startsWith('--no-')) {
-      const positive = byName.get(`--${name.slice(5)}`);
-      if (positive !== undefined && command.flags[positive]?.type === 'boolean') {
-        key = positive;
-        negated = true;
-      }
-    }
-    const spec = key === undefined ? undefined : command.flags[key];
-    if (key === undefined || spec === undefined)
-      throw new UsageError(unknownFlagMessage(name, [...byName.keys()]));
-
-    if (spec.type === 'boolean') {
-      if (inline !== undefined) {
-        if (!/^(true|false)$/iu.test(inline))
-          throw new UsageError(`${name} takes no value (got "${inline}")`);
-        flags[key] = inline.toLowerCase() === 'true' && !negated;
-      } else {
-        flags[key] = !negated;
-      }
-      continue;
-    }
-    let raw = inline;
-    if (raw === undefined && spec.impliedValue !== undefined) raw = spec.impliedValue;
-    if (raw === undefined) {
-      const next = argv[i + 1];
-      if (next === undefined || (next.startsWith('--') && next.length > 2)) {
-        throw new UsageError(`${name} needs a value: ${name} ${spec.valueName ?? 'VALUE'}`);
-      }
-      raw = next;
-      i++;
-    }
-    flags[key] = convert(name, spec, raw);
+  const names = namesOf(command.flags);
+  const options: ParseArgsOptionsConfig = { help: { type: 'boolean', short: 'h' } };
+  for (const [name, [, spec]] of names)
+    options[name.slice(2)] = { type: spec.type === 'boolean' ? 'boolean' : 'string' };
+  const end = argv.indexOf('--');
+  // Node's parser has no optional values: a lone `--restore-archived` becomes `--restore-archived=Bulk`.
+  const args = argv.map((arg, i) => {
+    const implied = names.get(arg)?.[1].impliedValue;
+    return implied !== undefined && (end === -1 || i < end) ? `${arg}=${implied}` : arg;
+  });
+  let parsed;
+  try {
+    parsed = parseNodeArgs({ args, options, strict: true, allowPositionals: true, allowNegative: true });
+  } catch (error) {
+    throw usageErrorFor(error, names);
   }
-
-  if (positionals.length > 0 && !command.positionals) {
-    throw new UsageError(`unexpected argument "${positionals[0]}"; options start with --`);
+  if (parsed.positionals.length > 0 && !command.positionals) {
+    throw new UsageError(`unexpected argument "${parsed.positionals[0]}"; options start with --`);
+  }
+  const flags: Record<string, string | number | boolean> = {};
+  for (const [name, raw] of Object.entries(parsed.values)) {
+    const [key, spec] = names.get(`--${name}`) ?? [name, undefined];
+    if (typeof raw === 'boolean') flags[key] = raw;
+    else if (typeof raw === 'string' && spec) flags[key] = convert(flagName(key), spec, raw);
   }
   for (const [key, spec] of Object.entries(command.flags)) {
     if (flags[key] === undefined && spec.default !== undefined) flags[key] = spec.default;
   }
-  return { flags: flags as ParsedFlags<S>, positionals };
+  return { flags: flags as ParsedFlags<S>, positionals: parsed.positionals };
+}
+
+/** Every accepted `--name` (an alias's too) with the key and spec it stands for. */
+function namesOf(flags: FlagSpecs): Map<string, [string, FlagSpec]> {
+  const names = new Map<string, [string, FlagSpec]>();
+  for (const [key, spec] of Object.entries(flags))
+    for (const name of [key, spec.alias]) if (name) names.set(flagName(name), [key, spec]);
+  return names;
+}
+
+/** Says what node's parser rejected, in this CLI's words. */
+function usageErrorFor(error: unknown, names: Map<string, [string, FlagSpec]>): unknown {
+  const { code, message } = error as { code?: string; message: string };
+  const name = /'(?:-\w, )?(-{1,2}[^'\s<=]+)/u.exec(message)?.[1] ?? '';
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    const valid = [...new Set([...names.values()].map(([key]) => flagName(key)))];
+    return new UsageError(unknownFlagMessage(name, valid));
+  }
+  if (code !== 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return error;
+  const spec = names.get(name)?.[1];
+  if (!spec || spec.type === 'boolean') return new UsageError(`${name} takes no value`);
+  const dash = /ambiguous/u.test(message) ? ` (a value starting with - goes after =: ${name}=-1)` : '';
+  return new UsageError(`${name} needs a value: ${name} ${spec.valueName ?? 'VALUE'}${dash}`);
 }
 
 function convert(name: string, spec: FlagSpec, raw: string): string | number {
@@ -145,6 +138,11 @@ function convert(name: string, spec: FlagSpec, raw: string): string | number {
     const value = Number(raw);
     if (raw.trim() === '' || !Number.isFinite(value))
       throw new UsageError(`${name} needs a number (got "${raw}")`);
+    const [min, max] = spec.range ?? [-Infinity, Infinity];
+    if (spec.range && (!Number.isInteger(value) || value < min || value > max))
+      throw new UsageError(
+        `${name} must be a whole number ${max === Infinity ? `of ${min} or more` : `from ${min} to ${max}`}`,
+      );
     return value;
   }
   if (spec.choices) {
@@ -164,17 +162,16 @@ function unknownFlagMessage(name: string, valid: string[]): string {
   return `unknown option ${name}.${hint} Valid options: ${[...valid, '--help'].join(', ')}`;
 }
 
+/** Levenshtein distance, one row at a time. */
 function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost);
-    }
-    previous = current;
+    const next = [i];
+    for (let j = 1; j <= b.length; j++)
+      next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
   }
-  return previous[b.length] ?? 0;
+  return row[b.length]!;
 }
 
 /** Help text: usage, summary, one aligned line per option, examples. */

@@ -24,7 +24,13 @@ export const BACKUP_COMMAND = {
     'verified byte for byte, resumable after a crash, with a manifest of every asset and its metadata.',
   flags: {
     dest: { type: 'string', valueName: 'DIR', description: 'Folder to back up into (created if missing).' },
-    concurrency: { type: 'number', valueName: 'N', default: 4, description: 'Parallel downloads.' },
+    concurrency: {
+      type: 'number',
+      valueName: 'N',
+      default: 4,
+      range: [1, 64],
+      description: 'Parallel downloads.',
+    },
     dryRun: { type: 'boolean', description: 'List and compare only: show what would be copied or pruned.' },
     delete: {
       type: 'boolean',
@@ -216,9 +222,6 @@ export async function backupMain(
       }
       if (!flags.dest) throw new UsageError('--dest DIR is required: the folder to back up into');
       const concurrency = flags.concurrency ?? 4;
-      if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
-        throw new UsageError('--concurrency must be a whole number from 1 to 64');
-      }
       const credentials =
         options.credentials ?? (await asUsage(() => parseCloudinaryUrl(env.CLOUDINARY_URL)));
       const out = streams.stdout as NodeJS.WritableStream & { isTTY?: boolean; columns?: number };

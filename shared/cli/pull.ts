@@ -34,7 +34,13 @@ export const PULL_COMMAND = {
       valueName: 'P',
       description: 'Only keys starting with P (e.g. assets/image/).',
     },
-    concurrency: { type: 'number', valueName: 'N', default: 4, description: 'Parallel downloads.' },
+    concurrency: {
+      type: 'number',
+      valueName: 'N',
+      default: 4,
+      range: [1, 64],
+      description: 'Parallel downloads.',
+    },
     dryRun: {
       type: 'boolean',
       description: 'Show what would be downloaded, restored or deleted; change nothing.',
@@ -54,6 +60,7 @@ export const PULL_COMMAND = {
       type: 'number',
       valueName: 'N',
       default: 7,
+      range: [1, Infinity],
       description: 'Days a restored copy stays readable.',
     },
     verify: { type: 'boolean', description: 'Re-hash every local file and fetch again the corrupt ones.' },
@@ -87,12 +94,7 @@ export async function pullMain(
       }
       if (!flags.dest) throw new UsageError('--dest DIR is required: the folder to mirror the bucket into');
       const concurrency = flags.concurrency ?? 4;
-      if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
-        throw new UsageError('--concurrency must be a whole number from 1 to 64');
-      }
       const restoreDays = flags.restoreDays ?? 7;
-      if (!Number.isInteger(restoreDays) || restoreDays < 1)
-        throw new UsageError('--restore-days must be 1 or more');
       const bwlimit = flags.bwlimit === undefined ? undefined : parseByteRate(flags.bwlimit);
       if (flags.bwlimit !== undefined && bwlimit === undefined) {
         throw new UsageError(`--bwlimit needs a rate such as 2M or 500k (got "${flags.bwlimit}")`);

@@ -30,7 +30,14 @@ export const REPLICATE_COMMAND = {
       env: 'STACK_NAME',
       description: "Read the bucket, table, queues and secret from this stack's outputs.",
     },
-    workers: { type: 'number', valueName: 'N', default: 2, description: 'Parallel queue consumers.' },
+    concurrency: {
+      type: 'number',
+      valueName: 'N',
+      default: 2,
+      range: [1, 64],
+      alias: 'workers',
+      description: 'Parallel queue consumers, like concurrent Lambda invocations.',
+    },
     json: { type: 'boolean', description: 'JSON lines on stdout, for scripts.' },
     redrive: {
       type: 'boolean',
@@ -72,7 +79,7 @@ export async function replicateMain(
       let enqueued = 0;
       let handled = 0;
       const summary = await runCycle({
-        workers: flags.workers ?? 2,
+        workers: flags.concurrency ?? 2,
         redrive: flags.redrive === true,
         onEvent: (event) => {
           if (event.kind === 'continuing') {
