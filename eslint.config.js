@@ -3,7 +3,9 @@ import vitest from '@vitest/eslint-plugin';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.cache/', 'cdk.out/', 'demo-backup/', 'bench-results/', 'coverage/'] },
+  {
+    ignores: ['node_modules/', '.cache/', 'cdk.out/', 'dist/', 'demo-backup/', 'bench-results/', 'coverage/'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -173,9 +173,10 @@ export async function demoMain(
         say(
           `Your files are in ${where}/assets/<resource type>/<delivery type>/<public id>; manifests in ${where}/manifests/.`,
         );
-        say(
-          'Back up your own account:  CLOUDINARY_URL=cloudinary://KEY:SECRET@CLOUD npm run backup -- --dest DIR',
-        );
+        // In a clone the npm script runs it; installed, the command does.
+        const backup =
+          process.env.npm_lifecycle_event === 'demo' ? 'npm run backup --' : 'npx cloudinary-backup backup';
+        say(`Back up your own account:  CLOUDINARY_URL=cloudinary://KEY:SECRET@CLOUD ${backup} --dest DIR`);
         return check.bad.length === 0 && again === 0 ? 0 : 1;
       } finally {
         await double.close();
