@@ -44,4 +44,5 @@ if (missing.length > 0) {
   );
   process.exit(1);
 }
-console.log(`dist/cli.js built; it imports ${[...needed].sort().join(', ')}`);
+// On stderr: `npm pack --json` runs this first, and its stdout must stay JSON.
+console.error(`dist/cli.js built; it imports ${[...needed].sort().join(', ')}`);
