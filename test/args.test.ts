@@ -77,6 +77,9 @@ describe('command-line parser', () => {
     } satisfies CommandSpec<Record<string, FlagSpec>>;
 
     expect(parseArgs(['--workers', '3'], renamed).flags.concurrency).toBe(3);
+    expect(() => parseArgs(['--worker', '3'], renamed)).toThrow(
+      'unknown option --worker. Did you mean --workers (now --concurrency)? Valid options: --concurrency, --help',
+    );
     expect(formatHelp(renamed)).not.toContain('--workers');
   });
 

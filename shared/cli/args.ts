@@ -122,10 +122,7 @@ function namesOf(flags: FlagSpecs): Map<string, [string, FlagSpec]> {
 function usageErrorFor(error: unknown, names: Map<string, [string, FlagSpec]>): unknown {
   const { code, message } = error as { code?: string; message: string };
   const name = /'(?:-\w, )?(-{1,2}[^'\s<=]+)/u.exec(message)?.[1] ?? '';
-  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-    const valid = [...new Set([...names.values()].map(([key]) => flagName(key)))];
-    return new UsageError(unknownFlagMessage(name, valid));
-  }
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return new UsageError(unknownFlagMessage(name, names));
   if (code !== 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return error;
   const spec = names.get(name)?.[1];
   if (!spec || spec.type === 'boolean') return new UsageError(`${name} takes no value`);
@@ -154,12 +151,16 @@ function convert(name: string, spec: FlagSpec, raw: string): string | number {
   return raw;
 }
 
-function unknownFlagMessage(name: string, valid: string[]): string {
-  const nearest = valid
-    .map((candidate) => ({ candidate, distance: editDistance(name, candidate) }))
-    .sort((a, b) => a.distance - b.distance)[0];
-  const hint = nearest && nearest.distance <= 3 ? ` Did you mean ${nearest.candidate}?` : '';
-  return `unknown option ${name}.${hint} Valid options: ${[...valid, '--help'].join(', ')}`;
+/** Names the nearest option (an earlier name too, with its new one) and lists the valid ones. */
+function unknownFlagMessage(name: string, names: Map<string, [string, FlagSpec]>): string {
+  const [nearest] = [...names.keys()].sort((a, b) => editDistance(name, a) - editDistance(name, b));
+  const now = nearest && flagName(names.get(nearest)?.[0] ?? '');
+  const hint =
+    nearest && editDistance(name, nearest) <= 3
+      ? ` Did you mean ${nearest}${now === nearest ? '' : ` (now ${now})`}?`
+      : '';
+  const valid = [...new Set([...names.values()].map(([key]) => flagName(key))), '--help'];
+  return `unknown option ${name}.${hint} Valid options: ${valid.join(', ')}`;
 }
 
 /** Levenshtein distance, one row at a time. */
