@@ -97,6 +97,16 @@ describe('the packed command, installed in an empty folder with production depen
     expect(help.stdout).toContain('--help');
   });
 
+  it('runs one command, not every bundled one, when started as node dist/cli.js', async () => {
+    const script = join(app, 'node_modules', 'cloudinary-s3-replicator', 'dist', 'cli.js');
+
+    const help = await run(process.execPath, [script, 'backup', '--help'], app);
+
+    expect(help.code, help.stderr).toBe(0);
+    expect(help.stdout.match(/^Usage:/gmu)).toEqual(['Usage:']);
+    expect(help.stderr).toBe('');
+  });
+
   it('exits 2 with advice on a usage error', async () => {
     const wrong = await cli('backup', '--dset', 'x');
 
