@@ -2,6 +2,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import {
   cachedAwsEngine,
+  ConfigError,
   continuationFromEnv,
   describeError,
   emptyCounters,
@@ -42,10 +43,13 @@ export interface EnumerateHooks {
   onPaused(outcome: Extract<EnumerateOutcome, { status: 'paused' }>, context: Context): Promise<void>;
   /** A completed run still has copies going: check again later (Lambda: a one-time schedule). */
   onCopying?(runId: string, context: Context): Promise<void>;
+  /** The workers' event source must be switchable (on Lambda: it is created off). */
+  workersRequired?: boolean;
   now?: () => Date;
 }
 
 export const scheduleOnLambda: EnumerateHooks = {
+  workersRequired: true,
   async onPaused(outcome, context) {
     const target = continuationFromEnv(process.env, context.invokedFunctionArn);
     if (!target) {
@@ -97,6 +101,11 @@ export async function enumerateHandler(
   if ((action === 'continue' || action === 'settle') && !event.runId)
     throw new Error(`{"action":"${action}"} needs the runId`);
   const engine = await cachedAwsEngine();
+  if (hooks.workersRequired && !engine.workers) {
+    throw new ConfigError(
+      'WORKER_MAPPING_ID is not set: the enumerator switches the replicate event source on with it. Redeploy the stack.',
+    );
+  }
   if (action === 'settle') {
     const runId = event.runId ?? '';
     const workers = await settle(runId, context, hooks);

@@ -12,6 +12,7 @@ import { PutParameterCommand } from '@aws-sdk/client-ssm';
 import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import type { AwsClients } from '../../shared/aws/clients.js';
 import type { CloudAssembly } from './cloudAssembly.js';
+import { provisionWorkerMapping } from './eventSources.js';
 import { resolveIntrinsics, type BoundResource, type ResolveContext } from './templateIntrinsics.js';
 
 export const REGION = 'us-east-1';
@@ -161,6 +162,16 @@ export async function provisionTemplate(
     });
     const arn = `arn:aws:scheduler:${REGION}:${ACCOUNT_ID}:schedule-group/${name}`;
     resources.set(id, { ref: name, attributes: { Arn: arn } });
+  }
+
+  // The worker switch calls Lambda's API on the mapping: it exists on moto, in the template's state.
+  for (const [id, r] of ofType('AWS::Lambda::EventSourceMapping')) {
+    const mapping = await provisionWorkerMapping(process.env.AWS_ENDPOINT_URL ?? '', {
+      name: nameFor(id),
+      enabled: r.Properties?.Enabled !== false,
+      batchSize: Number(r.Properties?.BatchSize ?? 10),
+    });
+    resources.set(id, { ref: mapping.uuid, attributes: { EventSourceMappingArn: mapping.arn } });
   }
 
   for (const [id] of ofType('AWS::IAM::Role')) {

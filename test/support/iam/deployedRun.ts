@@ -15,6 +15,7 @@ import { createAwsClients, type AwsClients } from '../../../shared/aws/clients.j
 import { sqsEventFromMessages } from '../../../shared/aws/SqsWorkQueue.js';
 import type { CloudinaryDouble } from '../../double/index.js';
 import { provisionAwsResources, useMotoEnvironment, type AwsResources } from '../awsTestBed.js';
+import { mappingEnabled, provisionWorkerMapping } from '../eventSources.js';
 import { startRecordingProxy, type RecordingProxy } from './recordingProxy.js';
 import {
   deployOnto,
@@ -51,6 +52,8 @@ export class DeployedStack {
     readonly parameterName: string,
     template: CfnTemplate,
     readonly overrides: EnvOverrides,
+    /** The worker event source mapping on moto (UUID); the drain polls only while it is enabled. */
+    readonly workerMappingId: string,
   ) {
     this.template = template;
     this.deployed = deployOnto(
@@ -63,6 +66,7 @@ export class DeployedStack {
         deadLetterQueueName: resources.dlqUrl.split('/').at(-1) ?? '',
         deadLetterQueueUrl: resources.dlqUrl,
         secretArn,
+        workerMappingId,
       },
       WHERE,
     );
@@ -124,7 +128,24 @@ export class DeployedStack {
           });
       }
     }
-    return new DeployedStack(proxy, resources, admin, secret.ARN ?? '', parameterName, template, overrides);
+    const mapping = Object.values(template.Resources).find(
+      (r) => r.Type === 'AWS::Lambda::EventSourceMapping',
+    );
+    const worker = await provisionWorkerMapping(proxy.endpoint, {
+      name: `iam-${randomUUID().slice(0, 8)}-replicate`,
+      enabled: mapping?.Properties?.Enabled !== false,
+      batchSize: Number(mapping?.Properties?.BatchSize ?? 10),
+    });
+    return new DeployedStack(
+      proxy,
+      resources,
+      admin,
+      secret.ARN ?? '',
+      parameterName,
+      template,
+      overrides,
+      worker.uuid,
+    );
   }
 
   /** The functions' principals (role ARN and resolved identity policies), by function name. */
@@ -239,6 +260,11 @@ export class DeployedStack {
     );
   }
 
+  /** Whether the workers' event source mapping is switched on now. */
+  workersEnabled(): Promise<boolean> {
+    return mappingEnabled(this.workerMappingId, this.proxy.endpoint);
+  }
+
   /** The input of the last continuation schedule the enumerator created, read back from the Scheduler. */
   async lastContinuationInput(): Promise<EnumerateEvent | undefined> {
     const created = this.proxy.requests.filter(
@@ -261,6 +287,8 @@ export class DeployedStack {
     const queueArn = this.deployed[this.queueLogicalId()]?.attrs.Arn ?? '';
     let invocations = 0;
     for (let round = 0, idle = 0; round < maxRounds && idle < 2; round++) {
+      // A disabled mapping does not poll: what is queued waits for the next enable.
+      if (!(await mappingEnabled(this.workerMappingId, this.proxy.endpoint))) break;
       const received = await this.as('replicate', async () => {
         const sqs = createAwsClients().sqs;
         return sqs.send(
