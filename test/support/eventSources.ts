@@ -200,3 +200,25 @@ async function createMotoRole(endpoint: string, name: string): Promise<string> {
 
 /** An empty zip archive: moto stores the code and never runs it here. */
 const STUB_ZIP = Uint8Array.from([0x50, 0x4b, 0x05, 0x06, ...new Array<number>(18).fill(0)]);
+
+/**
+ * Creates a schedule group unless it exists: other suites on this moto server deploy the same
+ * template, and moto's CreateScheduleGroup replaces an existing group, schedules and all.
+ */
+export async function ensureScheduleGroup(name: string, endpoint?: string): Promise<void> {
+  const { CreateScheduleGroupCommand, GetScheduleGroupCommand, SchedulerClient } = await import(
+    '@aws-sdk/client-scheduler'
+  );
+  const scheduler = new SchedulerClient(endpoint ? { endpoint } : {});
+  const exists = await scheduler.send(new GetScheduleGroupCommand({ Name: name })).then(
+    () => true,
+    (error: unknown) => {
+      if ((error as { name?: string }).name === 'ResourceNotFoundException') return false;
+      throw error;
+    },
+  );
+  if (exists) return;
+  await scheduler.send(new CreateScheduleGroupCommand({ Name: name })).catch((error: unknown) => {
+    if ((error as { name?: string }).name !== 'ConflictException') throw error;
+  });
+}

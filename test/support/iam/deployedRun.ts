@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { PutParameterCommand } from '@aws-sdk/client-ssm';
-import { CreateScheduleGroupCommand, GetScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
+import { GetScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
@@ -15,7 +15,7 @@ import { createAwsClients, type AwsClients } from '../../../shared/aws/clients.j
 import { sqsEventFromMessages } from '../../../shared/aws/SqsWorkQueue.js';
 import type { CloudinaryDouble } from '../../double/index.js';
 import { provisionAwsResources, useMotoEnvironment, type AwsResources } from '../awsTestBed.js';
-import { mappingEnabled, provisionWorkerMapping } from '../eventSources.js';
+import { ensureScheduleGroup, mappingEnabled, provisionWorkerMapping } from '../eventSources.js';
 import { startRecordingProxy, type RecordingProxy } from './recordingProxy.js';
 import {
   deployOnto,
@@ -117,15 +117,9 @@ export class DeployedStack {
     await admin.ssm.send(
       new PutParameterCommand({ Name: parameterName, Type: 'SecureString', Value: double.cloudinaryUrl }),
     );
-    const scheduler = new SchedulerClient({});
     for (const resource of Object.values(template.Resources)) {
       if (resource.Type === 'AWS::Scheduler::ScheduleGroup') {
-        // Other suites on this moto server deploy the same template: the group may exist already.
-        await scheduler
-          .send(new CreateScheduleGroupCommand({ Name: String(resource.Properties?.Name) }))
-          .catch((error: unknown) => {
-            if ((error as { name?: string }).name !== 'ConflictException') throw error;
-          });
+        await ensureScheduleGroup(String(resource.Properties?.Name));
       }
     }
     const mapping = Object.values(template.Resources).find(
