@@ -15,6 +15,7 @@ export const PRICES = {
   dynamoPerMillionWriteUnits: 0.625,
   dynamoPerMillionReadUnits: 0.125,
   dynamoStorageGbMonth: 0.25,
+  dynamoPitrGbMonth: 0.2,
   s3PutPerThousand: 0.005,
   s3GetPerThousand: 0.0004,
   standardGbMonth: 0.023,
@@ -257,8 +258,10 @@ export function costReport(inputs: CostInputs): CostReport {
       counted: false,
     },
     {
-      item: 'DynamoDB (≈ 1 KB per asset)',
-      values: libraries.map((l) => ((l.assets * 1024) / 1024 ** 3) * PRICES.dynamoStorageGbMonth),
+      item: 'DynamoDB and its point-in-time recovery (≈ 1 KB per asset)',
+      values: libraries.map(
+        (l) => ((l.assets * 1024) / 1024 ** 3) * (PRICES.dynamoStorageGbMonth + PRICES.dynamoPitrGbMonth),
+      ),
       counted: false,
     },
     {

@@ -206,9 +206,8 @@ const STUB_ZIP = Uint8Array.from([0x50, 0x4b, 0x05, 0x06, ...new Array<number>(1
  * template, and moto's CreateScheduleGroup replaces an existing group, schedules and all.
  */
 export async function ensureScheduleGroup(name: string, endpoint?: string): Promise<void> {
-  const { CreateScheduleGroupCommand, GetScheduleGroupCommand, SchedulerClient } = await import(
-    '@aws-sdk/client-scheduler'
-  );
+  const { CreateScheduleGroupCommand, GetScheduleGroupCommand, SchedulerClient } =
+    await import('@aws-sdk/client-scheduler');
   const scheduler = new SchedulerClient(endpoint ? { endpoint } : {});
   const exists = await scheduler.send(new GetScheduleGroupCommand({ Name: name })).then(
     () => true,
