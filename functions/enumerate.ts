@@ -2,17 +2,25 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import {
   cachedAwsEngine,
+  ConfigError,
   continuationFromEnv,
   describeError,
+  emptyCounters,
   enumerate,
   scheduleContinuation,
+  scheduleSettleCheck,
+  settleWorkers,
   type EnumerateOutcome,
+  type SettleOutcome,
 } from '../shared/index.js';
 import { engineLog, logger, metrics, MetricUnit } from './observability.js';
 
-/** `start` (the daily schedule, or a run started by hand) or `continue` a paused run. */
+/**
+ * `start` (the daily schedule, or a run started by hand), `continue` a paused run, or `settle`:
+ * stop the workers once a completed run's copies are done.
+ */
 export interface EnumerateEvent {
-  action?: 'start' | 'continue';
+  action?: 'start' | 'continue' | 'settle';
   runId?: string;
   /** With `start`: retry quarantined assets too (`{"action":"start","redrive":true}`). */
   redrive?: boolean;
@@ -23,15 +31,25 @@ export interface EnumerateResult {
   status: EnumerateOutcome['status'];
   resumeAt?: string;
   counters: EnumerateOutcome['run']['counters'];
+  /** After a completed listing: whether the workers stopped or are still copying. */
+  workers?: SettleOutcome;
 }
+
+/** Between two checks of whether a run's copies are done (the workers poll until then). */
+export const SETTLE_CHECK_MS = 10 * 60_000;
 
 /** What happens when a run pauses; on Lambda a one-time schedule continues it. */
 export interface EnumerateHooks {
   onPaused(outcome: Extract<EnumerateOutcome, { status: 'paused' }>, context: Context): Promise<void>;
+  /** A completed run still has copies going: check again later (Lambda: a one-time schedule). */
+  onCopying?(runId: string, context: Context): Promise<void>;
+  /** The workers' event source must be switchable (on Lambda: it is created off). */
+  workersRequired?: boolean;
   now?: () => Date;
 }
 
 export const scheduleOnLambda: EnumerateHooks = {
+  workersRequired: true,
   async onPaused(outcome, context) {
     const target = continuationFromEnv(process.env, context.invokedFunctionArn);
     if (!target) {
@@ -46,7 +64,28 @@ export const scheduleOnLambda: EnumerateHooks = {
       reason: outcome.reason,
     });
   },
+  async onCopying(runId, context) {
+    const target = continuationFromEnv(process.env, context.invokedFunctionArn);
+    // Without a schedule group the workers keep polling until the next run's check.
+    if (!target) return;
+    const name = await scheduleSettleCheck(target, runId, new Date(Date.now() + SETTLE_CHECK_MS));
+    logger.info('settle check scheduled', { runId, schedule: name });
+  },
 };
+
+/** Stops the workers when the run's copies are done; otherwise has the hooks check again later. */
+async function settle(
+  runId: string,
+  context: Context,
+  hooks: EnumerateHooks,
+): Promise<SettleOutcome | undefined> {
+  const engine = await cachedAwsEngine();
+  // No event source to switch (a workstation run drains the queue itself).
+  if (!engine.workers) return undefined;
+  const outcome = await settleWorkers({ state: engine.state, workers: engine.workers }, runId);
+  if (outcome === 'copying') await hooks.onCopying?.(runId, context);
+  return outcome;
+}
 
 export async function enumerateHandler(
   event: EnumerateEvent,
@@ -54,20 +93,37 @@ export async function enumerateHandler(
   hooks: EnumerateHooks = scheduleOnLambda,
 ): Promise<EnumerateResult> {
   const action = event?.action ?? 'start';
-  if (action !== 'start' && action !== 'continue') {
+  if (action !== 'start' && action !== 'continue' && action !== 'settle') {
     throw new Error(
       `unknown action "${String(action)}": use {"action":"start"} or {"action":"continue","runId":"…"}`,
     );
   }
-  if (action === 'continue' && !event.runId)
-    throw new Error('{"action":"continue"} needs the runId to continue');
+  if ((action === 'continue' || action === 'settle') && !event.runId)
+    throw new Error(`{"action":"${action}"} needs the runId`);
   const engine = await cachedAwsEngine();
+  if (hooks.workersRequired && !engine.workers) {
+    throw new ConfigError(
+      'WORKER_MAPPING_ID is not set: the enumerator switches the replicate event source on with it. Redeploy the stack.',
+    );
+  }
+  if (action === 'settle') {
+    const runId = event.runId ?? '';
+    const workers = await settle(runId, context, hooks);
+    const run = await engine.state.getRun(runId);
+    return {
+      runId,
+      status: 'completed',
+      counters: run?.counters ?? emptyCounters(),
+      ...(workers ? { workers } : {}),
+    };
+  }
   let lastRemaining: number | undefined;
   const outcome = await enumerate(
     {
       source: engine.source,
       state: engine.state,
       queue: engine.queue,
+      workers: engine.workers,
       store: engine.store,
       settings: engine.settings,
       log: engineLog,
@@ -85,9 +141,11 @@ export async function enumerateHandler(
     },
   );
   if (lastRemaining !== undefined) metrics.addMetric('AdminCallsRemaining', MetricUnit.Count, lastRemaining);
+  let workers: SettleOutcome | undefined;
   if (outcome.status === 'completed') {
     metrics.addMetric('RunsCompleted', MetricUnit.Count, 1);
     metrics.addMetric('AssetsDeletedAtSource', MetricUnit.Count, outcome.run.counters.deleted);
+    workers = await settle(outcome.run.runId, context, hooks);
   } else {
     await hooks.onPaused(outcome, context);
   }
@@ -96,6 +154,7 @@ export async function enumerateHandler(
     status: outcome.status,
     resumeAt: outcome.status === 'paused' ? outcome.resumeAt.toISOString() : undefined,
     counters: outcome.run.counters,
+    ...(workers ? { workers } : {}),
   };
 }
 

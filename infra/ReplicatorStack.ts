@@ -39,6 +39,8 @@ export class ReplicatorStack extends Stack {
   readonly cloudinary: CloudinarySecret;
   readonly enumerate: ReplicatorFunction;
   readonly replicate: ReplicatorFunction;
+  /** The replicate function's event source mapping, switched on and off by the enumerator. */
+  readonly workers: EventSourceMapping;
   readonly schedule: RunSchedule;
   readonly operations: ReplicatorOperations;
   readonly operator: OperatorPolicy;
@@ -175,13 +177,17 @@ export class ReplicatorStack extends Stack {
       }),
     );
     // A mapping of its own rather than SqsEventSource, whose automatic grant adds sqs:GetQueueUrl.
-    new EventSourceMapping(this, 'ReplicateWork', {
+    // Created off: sending work switches it on, and the enumerator switches it off once a run's
+    // copies are done, so nothing long-polls an empty queue between runs (README, "Cost").
+    this.workers = new EventSourceMapping(this, 'ReplicateWork', {
       target: this.replicate,
       eventSourceArn: this.work.queue.queueArn,
       batchSize: config.workerBatchSize,
       reportBatchItemFailures: true,
       maxConcurrency: config.workerMaxConcurrency,
+      enabled: false,
     });
+    this.enumerate.bindWorkerSwitch(this.workers, this.work.queue);
 
     if (this.cloudinary.matchedBySuffix) {
       for (const fn of [this.enumerate, this.replicate]) {

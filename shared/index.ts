@@ -12,6 +12,7 @@ export * from './engine/manifest.js';
 export * from './engine/enumerate.js';
 export * from './engine/replicate.js';
 export * from './engine/batch.js';
+export * from './engine/workers.js';
 export { mapLimit } from './concurrency.js';
 export { awsClientConfig, createAwsClients, type AwsClients } from './aws/clients.js';
 export {
@@ -20,7 +21,8 @@ export {
   continuationFromEnv,
   type AwsEngine,
 } from './aws/engineFromEnv.js';
-export { scheduleContinuation, type ContinuationTarget } from './aws/continuation.js';
+export { scheduleContinuation, scheduleSettleCheck, type ContinuationTarget } from './aws/continuation.js';
+export { EventSourceSwitch } from './aws/EventSourceSwitch.js';
 export { cloudinaryCredentialsFromSecret } from './aws/cloudinarySecret.js';
 export { SqsWorkQueue, workFromSqsRecord, sqsEventFromMessages } from './aws/SqsWorkQueue.js';
 export {

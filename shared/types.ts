@@ -293,6 +293,17 @@ export interface ReceivedWork {
   messageId: string;
 }
 
+/**
+ * Port: turns the queue's consumer on and off, so nothing polls an empty queue all day. On AWS it
+ * is the replicate function's event source mapping; locally a drain loop always runs (a no-op).
+ */
+export interface WorkerSwitch {
+  /** Workers consume the queue from now on; messages sent while they were off are picked up. */
+  start(): Promise<void>;
+  /** Workers stop, unless the queue holds messages (checked again after stopping); true when stopped. */
+  stopIfIdle(): Promise<boolean>;
+}
+
 /** Port: the fan-out between enumerate and replicate. */
 export interface WorkQueue {
   sendBatch(items: WorkItem[]): Promise<void>;

@@ -13,6 +13,7 @@ import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAwsClients, type AwsClients } from '../shared/aws/clients.js';
 import { DynamoStateStore } from '../shared/aws/DynamoStateStore.js';
+import { SqsWorkQueue } from '../shared/aws/SqsWorkQueue.js';
 import { objectKeyFor } from '../shared/keys.js';
 import { reserveFor, settingsFromEnv, type AdminReserve } from '../shared/config.js';
 import { generateLibrary, startCloudinaryDouble } from './double/index.js';
@@ -25,6 +26,7 @@ import {
   type DeployedFunction,
 } from './support/cloudAssembly.js';
 import {
+  mappingEnabled,
   pollBatch,
   queueTriggers,
   scheduleTriggers,
@@ -33,6 +35,7 @@ import {
   type ScheduleTrigger,
 } from './support/eventSources.js';
 import { invokeDeployed, runtimeMajor, type Invocation } from './support/lambdaProcess.js';
+import { sourceAsset } from './support/assetFactories.js';
 import { idOf } from './support/pipelineBed.js';
 import { provisionTemplate, REGION, type TemplateBed } from './support/templateBed.js';
 import { resolveEnvironment } from './support/templateIntrinsics.js';
@@ -240,8 +243,66 @@ describe('the bundles in cdk.out, run as Lambda runs them against the test bed',
     const states = await state.getMany(double.library.all().map(idOf));
     expect([...states.values()].map((s) => s.status)).toEqual(double.library.all().map(() => 'replicated'));
     expect(await queueDepth(environmentOf(replicateFn).DLQ_URL ?? '')).toBe(0);
+
+    // The settle check the enumerator scheduled once the listing ended: the copies are done, workers off.
+    const settleCheck = await scheduledInput(group, { action: 'settle', runId: first.runId });
+    const settled = succeeded(await invoke(enumerateFn, settleCheck)) as { workers?: string };
+    expect(settled.workers).toBe('stopped');
+    expect(await mappingEnabled(work.mappingId ?? '')).toBe(false);
+  });
+
+  it('work queued while the workers are off waits in the queue, and the next daily run switches them on to copy it', async () => {
+    // Prepare: the workers are off (the settled run above) and a message arrives without a start,
+    // as when a sender crashed between its send and its start.
+    expect(await mappingEnabled(work.mappingId ?? '')).toBe(false);
+    const state = new DynamoStateStore({
+      dynamo: clients.dynamo,
+      table: environmentOf(enumerateFn).TABLE_NAME ?? '',
+    });
+    const runId = (await state.latestRun())?.runId ?? '';
+    const raw = new SqsWorkQueue({ sqs: clients.sqs, queueUrl: work.queueUrl });
+    await raw.sendBatch([{ runId, asset: sourceAsset({ publicId: 'left/behind' }) }]);
+    // Act: the event source does not poll while off; then the next daily run starts.
+    expect((await pollBatch(clients, work)).messages).toEqual([]);
+    expect(await queueDepth(work.queueUrl)).toBe(1);
+    setAdminLimit(500);
+    const next = succeeded(await invoke(enumerateFn, daily.event)) as { status: string; workers?: string };
+    // Assess: the run switched the workers on, they took the message, and nothing is left queued.
+    expect(next.status).toBe('completed');
+    expect(await mappingEnabled(work.mappingId ?? '')).toBe(true);
+    await drainAnything();
+    expect(await queueDepth(work.queueUrl)).toBe(0);
   });
 });
+
+/** The input of the one schedule in `group` whose input matches `expected`. */
+async function scheduledInput(group: string, expected: Record<string, string>): Promise<unknown> {
+  const scheduler = new SchedulerClient({});
+  const listed = await scheduler.send(new ListSchedulesCommand({ GroupName: group }));
+  const inputs = [];
+  for (const summary of listed.Schedules ?? []) {
+    const schedule = await scheduler.send(new GetScheduleCommand({ GroupName: group, Name: summary.Name }));
+    const input = JSON.parse(schedule.Target?.Input ?? '{}') as Record<string, string>;
+    if (Object.entries(expected).every(([k, v]) => input[k] === v)) inputs.push(input);
+  }
+  expect(inputs).toHaveLength(1);
+  return inputs[0];
+}
+
+/** Feeds every queued message to the replicate bundle, whatever its outcome, until none is left. */
+async function drainAnything(): Promise<void> {
+  for (let round = 0; round < 20; round += 1) {
+    const { messages, event } = await pollBatch(clients, work);
+    if (messages.length === 0) return;
+    const response = succeeded(await invoke(replicateFn, event)) as SQSBatchResponse;
+    await settleBatch(
+      clients,
+      work,
+      messages,
+      response.batchItemFailures.map((f) => f.itemIdentifier),
+    );
+  }
+}
 
 /** The variables of `fn` that name a resource of the stack (a table, a queue, a role, a group...). */
 function resourceVariables(fn: DeployedFunction): string[] {
@@ -346,6 +407,7 @@ describe('a stack that stops passing a variable the bundle needs', { timeout: 30
         'CLOUDINARY_PARAMETER',
         'CONTINUATION_GROUP',
         'CONTINUATION_ROLE_ARN',
+        'WORKER_MAPPING_ID',
       ]),
     );
     // Each invocation may make one Admin call and must then pause: continuing needs the schedule variables.

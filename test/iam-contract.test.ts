@@ -33,7 +33,8 @@ interface Scenario {
  * One daily run of the deployed stack on moto, every AWS request recorded: the schedule starts
  * the enumerator, the Admin API budget runs out and it pauses with a continuation schedule, the
  * continuation finishes the listing and finalizes; the worker copies every asset (one multipart),
- * retries a flaky one and dead-letters one that always arrives cut short.
+ * retries a flaky one and dead-letters one that always arrives cut short; sending work switched the
+ * workers on, and the settle check switches them off once the copies are done.
  */
 async function dailyRun(context: Record<string, string | undefined>): Promise<Scenario> {
   const library = generateLibrary({
@@ -92,7 +93,14 @@ async function dailyRun(context: Record<string, string | undefined>): Promise<Sc
     outcome = await stack.invokeEnumerate(continuation ?? {}, clock);
   }
   expect(outcome.status).toBe('completed');
+  expect(outcome.workers, 'copies are left when the listing ends').toBe('copying');
   await stack.drainWorkQueue(stack.batchSize());
+  // The settle check the enumerator scheduled: the copies are done, so it switches the workers off.
+  const settle = await stack.lastContinuationInput();
+  expect(settle).toEqual({ action: 'settle', runId: first.runId });
+  const settled = await stack.invokeEnumerate(settle ?? {}, clock);
+  expect(settled.workers).toBe('stopped');
+  expect(await stack.workersEnabled()).toBe(false);
 
   const calls = stack.proxy.requests
     .filter((r) => r.principal === 'enumerate' || r.principal === 'replicate')
@@ -163,6 +171,9 @@ describe('every AWS request of a deployed daily run is allowed by the template',
         'PutObject',
         'CreateSchedule',
         'Scan',
+        'GetEventSourceMapping',
+        'UpdateEventSourceMapping',
+        'GetQueueAttributes',
       ]) {
         expect(enumerate, op).toContain(op);
       }

@@ -302,7 +302,14 @@ describe('functions', () => {
     const envOf = (id: 'Enumerate' | 'Replicate'): Json =>
       (functionNamed(id).Properties?.Environment as { Variables: Json }).Variables;
     expect(Object.keys(envOf('Enumerate')).sort()).toEqual(
-      [...common, 'ADMIN_RESERVE', 'LISTING_API', 'CONTINUATION_GROUP', 'CONTINUATION_ROLE_ARN'].sort(),
+      [
+        ...common,
+        'ADMIN_RESERVE',
+        'LISTING_API',
+        'CONTINUATION_GROUP',
+        'CONTINUATION_ROLE_ARN',
+        'WORKER_MAPPING_ID',
+      ].sort(),
     );
     expect(Object.keys(envOf('Replicate')).sort()).toEqual(
       [
@@ -344,6 +351,27 @@ describe('functions', () => {
       FunctionResponseTypes: ['ReportBatchItemFailures'],
       ScalingConfig: { MaximumConcurrency: 5 },
     });
+  });
+
+  it('the workers do not poll the queue until work is sent, and only the enumerator switches them, on their mapping only', () => {
+    const [mappingId, mapping] = only('AWS::Lambda::EventSourceMapping');
+    expect(mapping.Properties?.Enabled).toBe(false);
+    const switching = (id: 'Enumerate' | 'Replicate') =>
+      statementsOf(policyOfRole(roleIdOf(functionNamed(id)))).filter((s) =>
+        asArray(s.Action).some((a) => String(a).startsWith('lambda:')),
+      );
+    expect(switching('Replicate')).toEqual([]);
+    const [statement, ...others] = switching('Enumerate');
+    expect(others).toEqual([]);
+    expect(asArray(statement?.Action).sort()).toEqual([
+      'lambda:GetEventSourceMapping',
+      'lambda:UpdateEventSourceMapping',
+    ]);
+    const resource = JSON.stringify(statement?.Resource);
+    expect(resource).toContain(':event-source-mapping:');
+    expect(resource).toContain(`{"Ref":"${mappingId}"}`);
+    const env = (functionNamed('Enumerate').Properties?.Environment as { Variables: Json }).Variables;
+    expect(env.WORKER_MAPPING_ID).toEqual({ Ref: mappingId });
   });
 
   it('have roles of their own without AWS managed policies', () => {

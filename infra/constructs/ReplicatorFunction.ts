@@ -5,6 +5,7 @@ import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IRole } from 'aws-cdk-lib/aws-iam';
 import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
+import type { IEventSourceMapping } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -195,6 +196,24 @@ export class ReplicatorFunction extends NodejsFunction {
     );
     this.addEnvironment('CONTINUATION_GROUP', group.scheduleGroupName);
     this.addEnvironment('CONTINUATION_ROLE_ARN', invokeRole.roleArn);
+    return this;
+  }
+
+  /**
+   * Lets the function switch the workers' event source mapping on and off (WORKER_MAPPING_ID), and
+   * look at the queue's counts before it switches them off.
+   */
+  bindWorkerSwitch(mapping: IEventSourceMapping, queue: IQueue): this {
+    this.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['lambda:GetEventSourceMapping', 'lambda:UpdateEventSourceMapping'],
+        resources: [mapping.eventSourceMappingArn],
+      }),
+    );
+    this.addToRolePolicy(
+      new PolicyStatement({ actions: ['sqs:GetQueueAttributes'], resources: [queue.queueArn] }),
+    );
+    this.addEnvironment('WORKER_MAPPING_ID', mapping.eventSourceMappingId);
     return this;
   }
 

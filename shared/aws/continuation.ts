@@ -17,16 +17,36 @@ function atExpression(date: Date): string {
  * schedule that deletes itself. A schedule, unlike a self-sent queue message, is not a loop that
  * Lambda's recursion detection stops after ~16 rounds.
  */
-export async function scheduleContinuation(
+export function scheduleContinuation(
   target: ContinuationTarget,
   runId: string,
   at: Date,
   now: Date = new Date(),
 ): Promise<string> {
+  return scheduleEnumerator(target, 'continue', { action: 'continue', runId }, at, now);
+}
+
+/** Schedules the enumerator to check at `at` whether `runId`'s copies are done, to stop the workers. */
+export function scheduleSettleCheck(
+  target: ContinuationTarget,
+  runId: string,
+  at: Date,
+  now: Date = new Date(),
+): Promise<string> {
+  return scheduleEnumerator(target, 'settle', { action: 'settle', runId }, at, now);
+}
+
+async function scheduleEnumerator(
+  target: ContinuationTarget,
+  prefix: string,
+  input: { action: string; runId: string },
+  at: Date,
+  now: Date,
+): Promise<string> {
   // A minute ahead at least, so the schedule is never created in the past.
   const when = new Date(Math.max(at.getTime() + 5_000, now.getTime() + 60_000));
   const name =
-    `continue-${runId}`.slice(0, 48).replace(/[^0-9A-Za-z_.-]/gu, '-') +
+    `${prefix}-${input.runId}`.slice(0, 48).replace(/[^0-9A-Za-z_.-]/gu, '-') +
     `-${Math.floor(when.getTime() / 1000)}`;
   await target.scheduler.send(
     new CreateScheduleCommand({
@@ -39,7 +59,7 @@ export async function scheduleContinuation(
       Target: {
         Arn: target.functionArn,
         RoleArn: target.roleArn,
-        Input: JSON.stringify({ action: 'continue', runId }),
+        Input: JSON.stringify(input),
         RetryPolicy: { MaximumRetryAttempts: 10, MaximumEventAgeInSeconds: 3600 },
       },
     }),

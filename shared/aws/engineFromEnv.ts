@@ -1,11 +1,15 @@
+import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { CloudinarySource } from '../cloudinary/CloudinarySource.js';
 import { parseCloudinaryUrl, required, settingsFromEnv, type EngineSettings } from '../config.js';
+import { wakingQueue } from '../engine/workers.js';
 import { ConfigError } from '../errors.js';
+import type { WorkerSwitch, WorkQueue } from '../types.js';
 import { cloudinaryCredentialsFromParameter, cloudinaryCredentialsFromSecret } from './cloudinarySecret.js';
-import { createAwsClients, type AwsClients } from './clients.js';
+import { awsClientConfig, createAwsClients, type AwsClients } from './clients.js';
 import type { ContinuationTarget } from './continuation.js';
 import { DynamoStateStore } from './DynamoStateStore.js';
+import { EventSourceSwitch } from './EventSourceSwitch.js';
 import { S3ObjectStore } from './S3ObjectStore.js';
 import { SqsWorkQueue } from './SqsWorkQueue.js';
 
@@ -15,7 +19,10 @@ export interface AwsEngine {
   source: CloudinarySource;
   store: S3ObjectStore;
   state: DynamoStateStore;
-  queue: SqsWorkQueue;
+  /** Sends start the workers when a switch is configured. */
+  queue: WorkQueue;
+  /** The replicate event source mapping (WORKER_MAPPING_ID); undefined where a drain loop consumes. */
+  workers?: WorkerSwitch;
   bucket: string;
   table: string;
   queueUrl: string;
@@ -27,7 +34,8 @@ const DEPLOY_HINT = 'It is set by the deployed stack; for a workstation run, tak
 /**
  * Builds the engine on AWS from the environment: BUCKET_NAME, TABLE_NAME, QUEUE_URL, DLQ_URL and
  * CLOUDINARY_PARAMETER (an SSM SecureString, as deployed by default), CLOUDINARY_SECRET_ID (a Secrets
- * Manager secret) or CLOUDINARY_URL (a workstation).
+ * Manager secret) or CLOUDINARY_URL (a workstation). With WORKER_MAPPING_ID (set for the deployed
+ * enumerator), sending work starts the replicate event source mapping.
  */
 export async function awsEngineFromEnv(
   env: NodeJS.ProcessEnv = process.env,
@@ -49,9 +57,20 @@ export async function awsEngineFromEnv(
       'None of CLOUDINARY_PARAMETER, CLOUDINARY_SECRET_ID and CLOUDINARY_URL is set; set one of them.',
     );
   }
+  const sqsQueue = new SqsWorkQueue({ sqs: clients.sqs, queueUrl, dlqUrl });
+  const mappingId = env.WORKER_MAPPING_ID?.trim();
+  const workers = mappingId
+    ? new EventSourceSwitch({
+        lambda: new LambdaClient(awsClientConfig(env)),
+        sqs: clients.sqs,
+        mappingId,
+        queueUrl,
+      })
+    : undefined;
   return {
     settings,
     clients,
+    workers,
     bucket,
     table,
     queueUrl,
@@ -72,7 +91,7 @@ export async function awsEngineFromEnv(
       queueSize: settings.uploadQueueSize,
     }),
     state: new DynamoStateStore({ dynamo: clients.dynamo, table }),
-    queue: new SqsWorkQueue({ sqs: clients.sqs, queueUrl, dlqUrl }),
+    queue: workers ? wakingQueue(sqsQueue, workers) : sqsQueue,
   };
 }
 
@@ -92,6 +111,7 @@ const ENGINE_ENV = [
   'TABLE_NAME',
   'QUEUE_URL',
   'DLQ_URL',
+  'WORKER_MAPPING_ID',
   'CLOUDINARY_PARAMETER',
   'CLOUDINARY_SECRET_ID',
   'CLOUDINARY_URL',

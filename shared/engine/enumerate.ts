@@ -13,6 +13,7 @@ import type {
   RunRecord,
   SourceAsset,
   StateStore,
+  WorkerSwitch,
   WorkQueue,
 } from '../types.js';
 import { etagCheckOf, needsTransfer } from './decide.js';
@@ -24,6 +25,8 @@ export interface EnumerateDeps {
   source: AssetSource & { readonly rateLimit?: RateLimit };
   state: StateStore;
   queue: WorkQueue;
+  /** Started when a new run opens, so messages an earlier run left behind are copied; absent locally. */
+  workers?: WorkerSwitch;
   /** Where manifests go (the backup bucket or folder). */
   store: ObjectStore;
   settings: Pick<EngineSettings, 'resourceTypes' | 'deliveryTypes' | 'adminReserve'>;
@@ -251,6 +254,7 @@ async function openRun(
     ...(redrive ? { redrive: true } : {}),
   };
   await deps.state.putRun(run);
+  await deps.workers?.start();
   return run;
 }
 

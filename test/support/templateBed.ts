@@ -6,12 +6,12 @@ import {
   PutObjectLockConfigurationCommand,
   type ObjectLockConfiguration,
 } from '@aws-sdk/client-s3';
-import { CreateScheduleGroupCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { PutParameterCommand } from '@aws-sdk/client-ssm';
 import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import type { AwsClients } from '../../shared/aws/clients.js';
 import type { CloudAssembly } from './cloudAssembly.js';
+import { ensureScheduleGroup, provisionWorkerMapping } from './eventSources.js';
 import { resolveIntrinsics, type BoundResource, type ResolveContext } from './templateIntrinsics.js';
 
 export const REGION = 'us-east-1';
@@ -50,7 +50,6 @@ export async function provisionTemplate(
   const entries = Object.entries(assembly.template.Resources);
   const ofType = (type: string) => entries.filter(([, r]) => r.Type === type);
   const nameFor = (logicalId: string) => `${tag}-${logicalId.toLowerCase()}`.slice(0, 63);
-  const scheduler = new SchedulerClient({});
 
   for (const [id, r] of ofType('AWS::S3::Bucket')) {
     const props = (r.Properties ?? {}) as Props;
@@ -155,12 +154,19 @@ export async function provisionTemplate(
 
   for (const [id, r] of ofType('AWS::Scheduler::ScheduleGroup')) {
     const name = String(r.Properties?.Name ?? nameFor(id));
-    // Other suites on this moto server deploy the same template: the group may exist already.
-    await scheduler.send(new CreateScheduleGroupCommand({ Name: name })).catch((error: unknown) => {
-      if ((error as { name?: string }).name !== 'ConflictException') throw error;
-    });
+    await ensureScheduleGroup(name);
     const arn = `arn:aws:scheduler:${REGION}:${ACCOUNT_ID}:schedule-group/${name}`;
     resources.set(id, { ref: name, attributes: { Arn: arn } });
+  }
+
+  // The worker switch calls Lambda's API on the mapping: it exists on moto, in the template's state.
+  for (const [id, r] of ofType('AWS::Lambda::EventSourceMapping')) {
+    const mapping = await provisionWorkerMapping(process.env.AWS_ENDPOINT_URL ?? '', {
+      name: nameFor(id),
+      enabled: r.Properties?.Enabled !== false,
+      batchSize: Number(r.Properties?.BatchSize ?? 10),
+    });
+    resources.set(id, { ref: mapping.uuid, attributes: { EventSourceMappingArn: mapping.arn } });
   }
 
   for (const [id] of ofType('AWS::IAM::Role')) {

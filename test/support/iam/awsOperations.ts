@@ -376,6 +376,19 @@ function schedulerCall(request: WireRequest, region: string, account: Account): 
 
 function lambdaCall(request: WireRequest, region: string, account: Account): AwsCall {
   const url = new URL(request.url, 'http://lambda.local');
+  const mapping = /^\/2015-03-31\/event-source-mappings\/([^/]+)$/u.exec(url.pathname);
+  if (mapping) {
+    const operation = { GET: 'GetEventSourceMapping', PUT: 'UpdateEventSourceMapping' }[request.method];
+    if (!operation) return unmapped(request, 'the Lambda event source mapping request');
+    const arn = `arn:aws:lambda:${region}:${account.accountId}:event-source-mapping:${decodeURIComponent(mapping[1] as string)}`;
+    return {
+      principal: request.principal,
+      service: 'lambda',
+      operation,
+      arn,
+      needs: [{ action: `lambda:${operation}`, resource: arn, context: {} }],
+    };
+  }
   const match = /^\/2015-03-31\/functions\/([^/]+)\/invocations$/u.exec(url.pathname);
   if (!match || request.method !== 'POST') return unmapped(request, 'the Lambda request');
   const id = decodeURIComponent(match[1] as string);

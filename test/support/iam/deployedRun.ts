@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { PutParameterCommand } from '@aws-sdk/client-ssm';
-import { CreateScheduleGroupCommand, GetScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
+import { GetScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
@@ -15,6 +15,7 @@ import { createAwsClients, type AwsClients } from '../../../shared/aws/clients.j
 import { sqsEventFromMessages } from '../../../shared/aws/SqsWorkQueue.js';
 import type { CloudinaryDouble } from '../../double/index.js';
 import { provisionAwsResources, useMotoEnvironment, type AwsResources } from '../awsTestBed.js';
+import { ensureScheduleGroup, mappingEnabled, provisionWorkerMapping } from '../eventSources.js';
 import { startRecordingProxy, type RecordingProxy } from './recordingProxy.js';
 import {
   deployOnto,
@@ -51,6 +52,8 @@ export class DeployedStack {
     readonly parameterName: string,
     template: CfnTemplate,
     readonly overrides: EnvOverrides,
+    /** The worker event source mapping on moto (UUID); the drain polls only while it is enabled. */
+    readonly workerMappingId: string,
   ) {
     this.template = template;
     this.deployed = deployOnto(
@@ -63,6 +66,7 @@ export class DeployedStack {
         deadLetterQueueName: resources.dlqUrl.split('/').at(-1) ?? '',
         deadLetterQueueUrl: resources.dlqUrl,
         secretArn,
+        workerMappingId,
       },
       WHERE,
     );
@@ -113,18 +117,29 @@ export class DeployedStack {
     await admin.ssm.send(
       new PutParameterCommand({ Name: parameterName, Type: 'SecureString', Value: double.cloudinaryUrl }),
     );
-    const scheduler = new SchedulerClient({});
     for (const resource of Object.values(template.Resources)) {
       if (resource.Type === 'AWS::Scheduler::ScheduleGroup') {
-        // Other suites on this moto server deploy the same template: the group may exist already.
-        await scheduler
-          .send(new CreateScheduleGroupCommand({ Name: String(resource.Properties?.Name) }))
-          .catch((error: unknown) => {
-            if ((error as { name?: string }).name !== 'ConflictException') throw error;
-          });
+        await ensureScheduleGroup(String(resource.Properties?.Name));
       }
     }
-    return new DeployedStack(proxy, resources, admin, secret.ARN ?? '', parameterName, template, overrides);
+    const mapping = Object.values(template.Resources).find(
+      (r) => r.Type === 'AWS::Lambda::EventSourceMapping',
+    );
+    const worker = await provisionWorkerMapping(proxy.endpoint, {
+      name: `iam-${randomUUID().slice(0, 8)}-replicate`,
+      enabled: mapping?.Properties?.Enabled !== false,
+      batchSize: Number(mapping?.Properties?.BatchSize ?? 10),
+    });
+    return new DeployedStack(
+      proxy,
+      resources,
+      admin,
+      secret.ARN ?? '',
+      parameterName,
+      template,
+      overrides,
+      worker.uuid,
+    );
   }
 
   /** The functions' principals (role ARN and resolved identity policies), by function name. */
@@ -239,6 +254,11 @@ export class DeployedStack {
     );
   }
 
+  /** Whether the workers' event source mapping is switched on now. */
+  workersEnabled(): Promise<boolean> {
+    return mappingEnabled(this.workerMappingId, this.proxy.endpoint);
+  }
+
   /** The input of the last continuation schedule the enumerator created, read back from the Scheduler. */
   async lastContinuationInput(): Promise<EnumerateEvent | undefined> {
     const created = this.proxy.requests.filter(
@@ -261,6 +281,8 @@ export class DeployedStack {
     const queueArn = this.deployed[this.queueLogicalId()]?.attrs.Arn ?? '';
     let invocations = 0;
     for (let round = 0, idle = 0; round < maxRounds && idle < 2; round++) {
+      // A disabled mapping does not poll: what is queued waits for the next enable.
+      if (!(await mappingEnabled(this.workerMappingId, this.proxy.endpoint))) break;
       const received = await this.as('replicate', async () => {
         const sqs = createAwsClients().sqs;
         return sqs.send(

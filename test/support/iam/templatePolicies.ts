@@ -32,6 +32,8 @@ export interface TestBedNames {
   deadLetterQueueName: string;
   deadLetterQueueUrl: string;
   secretArn: string;
+  /** The worker event source mapping made on moto (its UUID), when the test bed made one. */
+  workerMappingId?: string;
 }
 
 /** Gives every resource of the template the Ref and attributes it has when deployed onto the test bed. */
@@ -79,6 +81,16 @@ export function deployOnto(template: CfnTemplate, bed: TestBedNames, where: Wher
       case 'AWS::Lambda::Function':
         deployed[id] = { ref: id, attrs: { Arn: `arn:aws:lambda:${region}:${accountId}:function:${id}` } };
         break;
+      case 'AWS::Lambda::EventSourceMapping': {
+        const uuid = bed.workerMappingId ?? id;
+        deployed[id] = {
+          ref: uuid,
+          attrs: {
+            EventSourceMappingArn: `arn:aws:lambda:${region}:${accountId}:event-source-mapping:${uuid}`,
+          },
+        };
+        break;
+      }
       case 'AWS::Logs::LogGroup':
         deployed[id] = {
           ref: `/aws/lambda/${id}`,
