@@ -52,7 +52,7 @@ describe('the webhook endpoint', () => {
     expect(fn.Properties.ReservedConcurrentExecutions).toBe(3);
     expect(fn.Properties.Timeout).toBeLessThanOrEqual(10);
     expect(fn.Properties.Environment.Variables).toMatchObject({ WEBHOOK_SIGNATURE_ALGORITHM: 'sha1' });
-    expect(template.Outputs.WebhookUrl.Value).toEqual({ 'Fn::GetAtt': [urls[0]?.[0], 'FunctionUrl'] });
+    expect(template.Outputs.WebhookUrl?.Value).toEqual({ 'Fn::GetAtt': [urls[0]?.[0], 'FunctionUrl'] });
   });
 
   it('grants the webhook function only what it calls: read and update the table, send to the work queue, read the secret', () => {
