@@ -35,6 +35,7 @@ const OPTION_NAMES = new Set<string>([
   'cloudName',
   'apiKey',
   'apiSecret',
+  'signatureAlgorithm',
   'library',
   'rateLimitPerHour',
   'rateLimitStatus',
