@@ -3,8 +3,17 @@ import type { Context, LambdaFunctionURLEvent, LambdaFunctionURLResult } from 'a
 import { cachedWebhookDeps, describeError, handleNotification, MAX_BODY_BYTES } from '../shared/index.js';
 import { engineLog, logger, metrics, MetricUnit } from './observability.js';
 
+/** What a test may set; Lambda passes nothing. */
+export interface WebhookHandlerOptions {
+  /** The clock the notification's timestamp is checked against. */
+  now?: () => Date;
+}
+
 /** Turns a function URL request into the engine's webhook request and its answer into an HTTP response. */
-export async function webhookHandler(event: LambdaFunctionURLEvent): Promise<LambdaFunctionURLResult> {
+export async function webhookHandler(
+  event: LambdaFunctionURLEvent,
+  options: WebhookHandlerOptions = {},
+): Promise<LambdaFunctionURLResult> {
   const raw = event.body ?? '';
   // Checked on the encoded length first, so an oversized body is never decoded.
   if (raw.length > MAX_BODY_BYTES * 2)
@@ -15,7 +24,7 @@ export async function webhookHandler(event: LambdaFunctionURLEvent): Promise<Lam
   );
   const deps = await cachedWebhookDeps();
   const response = await handleNotification(
-    { ...deps, log: engineLog },
+    { ...deps, log: engineLog, ...(options.now ? { now: options.now } : {}) },
     { method: event.requestContext?.http?.method ?? 'POST', headers, body },
   );
   metrics.addMetric(
