@@ -40,13 +40,17 @@ let replicateFn: DeployedFunction;
 let functionUrl: FunctionUrl;
 /** The logs of the webhook bundle's invocations, as CloudWatch would hold them. */
 const webhookLogs: string[] = [];
+/** The logs of the replicate bundle's invocations. */
+const replicateLogs: string[] = [];
 /** The requests the function URL turned into events. */
 const webhookEvents: LambdaFunctionURLEvent[] = [];
 
-function invoke(fn: DeployedFunction, event: unknown): Promise<Invocation> {
+function invoke(fn: DeployedFunction, event: unknown, without?: string): Promise<Invocation> {
   const bound = bed.resource(fn.logicalId);
+  const environment = resolveEnvironment(fn.environment, bed.ctx, fn.logicalId);
+  if (without) delete environment[without];
   return invokeDeployed(fn, event, {
-    environment: resolveEnvironment(fn.environment, bed.ctx, fn.logicalId),
+    environment,
     functionName: bound.ref,
     functionArn: bound.attributes.Arn ?? '',
     awsEndpoint: endpoint,
@@ -75,7 +79,9 @@ async function drainWorkQueue(): Promise<void> {
   for (let round = 0; round < 10; round += 1) {
     const { messages, event } = await pollBatch(clients, work);
     if (messages.length === 0) return;
-    const response = succeeded(await invoke(replicateFn, event)) as SQSBatchResponse;
+    const outcome = await invoke(replicateFn, event);
+    replicateLogs.push(outcome.logs);
+    const response = succeeded(outcome) as SQSBatchResponse;
     expect(response.batchItemFailures).toEqual([]);
     await settleBatch(
       clients,
@@ -173,6 +179,8 @@ describe('the webhook bundle in cdk.out behind its function URL', { timeout: 300
     expect(recorded).toMatchObject({ status: 'replicated', version: asset.version, verifiedBy: 'md5' });
     expect(recorded?.md5).toBe(await double.library.md5Of(asset));
     expect(elapsed).toBeLessThan(END_TO_END_BUDGET_MS);
+    // Webhook work belongs to no run: the worker has no run record to count it into, and says nothing about it.
+    expect(replicateLogs.join('\n')).not.toContain('could not update the run counters');
   });
 
   it('answers a forged notification 401, enqueues nothing and keeps its body out of the log', async () => {
@@ -227,5 +235,17 @@ describe('the webhook bundle in cdk.out behind its function URL', { timeout: 300
     expect(answer.status).toBe(200);
     expect(((await answer.json()) as { outcomes: string[] }).outcomes).toEqual(['duplicate']);
     expect(await queueDepth()).toBe(0);
+  });
+
+  it('answers 500 (so Cloudinary retries) and names the variable when the stack stops passing one it needs', async () => {
+    const original = webhookEvents.find((e) => e.body?.includes('live/arrival'));
+    for (const name of ['TABLE_NAME', 'QUEUE_URL']) {
+      const outcome = await invoke(webhookFn, original, name);
+      expect(outcome.ok).toBe(true);
+      expect((outcome.ok ? outcome.result : {}) as { statusCode?: number }).toMatchObject({
+        statusCode: 500,
+      });
+      expect(outcome.logs).toContain(name);
+    }
   });
 });

@@ -350,4 +350,13 @@ describe('signed notifications', () => {
     expect((await handleNotification(deps(), request)).outcomes).toEqual(['enqueued']);
     expect(await queued()).toEqual([{ runId: 'webhook', publicId: 'retried', version: 100 }]);
   });
+
+  it('tells the idle-consumer hook once work is on the queue, and only then', async () => {
+    const woken: number[] = [];
+    const hooked = { ...deps(), onEnqueued: async (count: number) => void woken.push(count) };
+    await handleNotification(hooked, signed(upload('wake', 100)));
+    await handleNotification(hooked, signed(upload('wake', 90)));
+    expect(woken).toEqual([1]);
+    await queued();
+  });
 });
