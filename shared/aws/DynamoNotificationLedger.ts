@@ -1,5 +1,6 @@
 import { UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { errorName } from './awsErrors.js';
+import { assetKey } from './DynamoStateStore.js';
 import type { NotificationLedger, Removal } from '../webhook/types.js';
 import type { ChangeField } from '../webhook/notification.js';
 
@@ -7,7 +8,7 @@ import type { ChangeField } from '../webhook/notification.js';
 export const LEDGER_SORT_KEY = 'NOTIFIED';
 
 function ledgerKey(id: string): Record<string, AttributeValue> {
-  return { pk: { S: `ASSET#${id}` }, sk: { S: LEDGER_SORT_KEY } };
+  return { ...assetKey(id), sk: { S: LEDGER_SORT_KEY } };
 }
 
 /** NotificationLedger on the state table: one item per asset a notification named. */
