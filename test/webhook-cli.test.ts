@@ -6,6 +6,7 @@ import { WEBHOOK_EVENT_TYPES } from '../shared/webhook/notification.js';
 import { verifyNotification } from '../shared/webhook/signature.js';
 import { RETRY_AFTER_MS, startCloudinaryDouble, type CloudinaryDouble } from './double/index.js';
 import { captureStreams } from './support/backupBed.js';
+import { cleanEnv, runCommand } from './support/cliChild.js';
 
 const START = new Date('2026-06-01T08:00:00Z');
 
@@ -245,5 +246,16 @@ describe('a double whose account signs with SHA-256', () => {
     } finally {
       await sha256.close();
     }
+  });
+});
+
+describe('npm run webhook as a process', { timeout: 120_000 }, () => {
+  it('prints its help, and without an action exits 2 saying what to give', async () => {
+    const help = await runCommand('shared/cli/webhook.ts', ['--help'], cleanEnv());
+    expect(help.code, help.stderr).toBe(0);
+    expect(help.stdout).toContain('npm run webhook -- --register | --status | --remove');
+    const bare = await runCommand('shared/cli/webhook.ts', [], cleanEnv());
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toMatch(/^webhook: give exactly one of --register, --status, --remove/u);
   });
 });
