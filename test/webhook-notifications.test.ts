@@ -209,6 +209,14 @@ describe('signed notifications', () => {
     expect(await queued()).toEqual([]);
   });
 
+  it('a replayed upload that is still waiting on the queue is not enqueued twice', async () => {
+    const request = signed(upload('waiting', 100));
+    const first = await handleNotification(deps(), request);
+    const replay = await handleNotification(deps(), request);
+    expect([first.outcomes, replay.outcomes]).toEqual([['enqueued'], ['stale']]);
+    expect(await queued()).toEqual([{ runId: 'webhook', publicId: 'waiting', version: 100 }]);
+  });
+
   it('an older version arriving after a newer one is not enqueued: the version never goes backwards', async () => {
     const newer = await handleNotification(deps(), signed(upload('order', 200), { at: SECONDS - 10 }));
     const older = await handleNotification(deps(), signed(upload('order', 100), { at: SECONDS - 20 }));

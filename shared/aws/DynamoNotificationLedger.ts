@@ -19,18 +19,28 @@ export class DynamoNotificationLedger implements NotificationLedger {
   ) {}
 
   claimVersion(id: string, version: number, at: number): Promise<boolean> {
-    // Equal versions pass: a retried notification whose enqueue failed must be able to enqueue again.
+    // The same version passes again until it is on the queue: a retry after a failed enqueue must enqueue.
     return this.update(id, {
       UpdateExpression: 'SET #v = :v, #at = :at REMOVE #removedAt, #renamedTo',
       ConditionExpression:
-        '(attribute_not_exists(#v) OR #v <= :v) AND (attribute_not_exists(#removedAt) OR #removedAt <= :at)',
+        '(attribute_not_exists(#v) OR #v < :v OR (#v = :v AND (attribute_not_exists(#queued) OR #queued < :v))) AND (attribute_not_exists(#removedAt) OR #removedAt <= :at)',
       ExpressionAttributeNames: {
         '#v': 'version',
         '#at': 'at',
+        '#queued': 'queuedVersion',
         '#removedAt': 'removedAt',
         '#renamedTo': 'renamedTo',
       },
       ExpressionAttributeValues: { ':v': { N: String(version) }, ':at': { N: String(at) } },
+    });
+  }
+
+  async markQueued(id: string, version: number): Promise<void> {
+    await this.update(id, {
+      UpdateExpression: 'SET #queued = :v',
+      ConditionExpression: 'attribute_not_exists(#queued) OR #queued < :v',
+      ExpressionAttributeNames: { '#queued': 'queuedVersion' },
+      ExpressionAttributeValues: { ':v': { N: String(version) } },
     });
   }
 

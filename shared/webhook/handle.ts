@@ -137,6 +137,7 @@ async function copy(deps: WebhookDeps, asset: SourceAsset, at: number): Promise<
   if (state && state.version === asset.version && state.status === 'replicated') return 'duplicate';
   if (!(await deps.ledger.claimVersion(id, asset.version, at))) return 'stale';
   await deps.queue.sendBatch([{ runId: WEBHOOK_RUN_ID, asset }]);
+  await deps.ledger.markQueued(id, asset.version);
   return 'enqueued';
 }
 

@@ -13,8 +13,13 @@ export interface Removal {
  * out-of-order deliveries never move an asset backwards. Each method is one conditional write.
  */
 export interface NotificationLedger {
-  /** Records that `version` was announced at `at`; false when a newer version or a later removal was announced. */
+  /**
+   * Records that `version` was announced at `at`; false when a newer version or a later removal was
+   * announced, or this version is on the queue already.
+   */
   claimVersion(id: string, version: number, at: number): Promise<boolean>;
+  /** Records that `version` is on the work queue: announcing it again enqueues nothing. */
+  markQueued(id: string, version: number): Promise<void>;
   /** Records a deletion or rename away; false when a newer version was announced (or, without a version, announced later). */
   claimRemoval(id: string, removal: Removal): Promise<boolean>;
   /** Keeps the latest change of tags, context or metadata; false for a change older than the one kept. */
