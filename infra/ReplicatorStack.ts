@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { CfnOutput, Duration, Stack } from 'aws-cdk-lib';
 import type { StackProps } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import { EventSourceMapping } from 'aws-cdk-lib/aws-lambda';
+import { EventSourceMapping, FunctionUrlAuthType } from 'aws-cdk-lib/aws-lambda';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import type { ReplicatorConfig } from './config.js';
@@ -44,6 +44,9 @@ export class ReplicatorStack extends Stack {
   readonly schedule: RunSchedule;
   readonly operations: ReplicatorOperations;
   readonly operator: OperatorPolicy;
+  /** Only with `webhooks`: the function behind the public notification URL. */
+  readonly webhook?: ReplicatorFunction;
+  readonly webhookUrl?: string;
 
   constructor(scope: Construct, id: string, props: ReplicatorStackProps) {
     super(scope, id, props);
@@ -189,8 +192,30 @@ export class ReplicatorStack extends Stack {
     });
     this.enumerate.bindWorkerSwitch(this.workers, this.work.queue);
 
+    if (config.webhooks) {
+      this.webhook = new ReplicatorFunction(this, 'Webhook', {
+        ...common,
+        entry: join(PROJECT_ROOT, 'functions', 'webhook.ts'),
+        description: 'Verifies Cloudinary notifications and enqueues or records what they announce',
+        memorySize: 256,
+        timeout: Duration.seconds(10),
+        // The throttle on a public URL: an unauthenticated flood costs at most this many short invocations at once.
+        reservedConcurrentExecutions: config.webhookConcurrency,
+      });
+      this.webhook
+        // Versions and bytes of an asset (BatchGetItem), the notification ledger and deletions (UpdateItem).
+        .bindTable(this.state.table, ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'])
+        .bindQueue(this.work.queue, 'QUEUE_URL', ['sqs:SendMessage'])
+        .bindCloudinary(this.cloudinary)
+        // What it enqueues switches the idle workers on.
+        .bindWorkerSwitch(this.workers)
+        .bindSettings({ ...sourceSettings, WEBHOOK_SIGNATURE_ALGORITHM: config.webhookSignatureAlgorithm });
+      // No IAM auth: Cloudinary cannot sign AWS requests; the handler checks Cloudinary's own signature.
+      this.webhookUrl = this.webhook.addFunctionUrl({ authType: FunctionUrlAuthType.NONE }).url;
+    }
+
     if (this.cloudinary.matchedBySuffix) {
-      for (const fn of [this.enumerate, this.replicate]) {
+      for (const fn of [this.enumerate, this.replicate, ...(this.webhook ? [this.webhook] : [])]) {
         fn.acknowledgeWildcard(
           this.cloudinary.resourceArn,
           'The secret was given by name or partial ARN, so IAM matches the 6-character suffix Secrets Manager adds; it still names this one secret.',
@@ -248,6 +273,14 @@ export class ReplicatorStack extends Stack {
       ],
       ...(this.operations.dashboardUrl
         ? { DashboardUrl: [this.operations.dashboardUrl, 'CloudWatch dashboard'] as [string, string] }
+        : {}),
+      ...(this.webhookUrl
+        ? {
+            WebhookUrl: [
+              this.webhookUrl,
+              'Cloudinary notification URL (npm run webhook -- --register registers it)',
+            ] as [string, string],
+          }
         : {}),
       AlarmTopicArn: [this.operations.topic.topicArn, 'SNS topic the alarms notify'],
       OperatorPolicyArn: [

@@ -50,6 +50,9 @@ export interface ReplicatorConfig {
   queueAgeAlarmHours: number;
   dashboard: boolean;
   enumeratorSingleInstance: boolean;
+  webhooks: boolean;
+  webhookConcurrency: number;
+  webhookSignatureAlgorithm: 'sha1' | 'sha256';
   /** Undefined: CLOUDINARY_URL lives in the SSM parameter `cloudinaryParameter`. */
   cloudinarySecret: string | undefined;
   /** Undefined: `/<stackName>/CLOUDINARY_URL`. */
@@ -382,6 +385,21 @@ export const KNOBS: KnobTable = {
     default: true,
     doc: 'Reserve a concurrency of 1 for the enumerate function so the daily start, a continuation and run-now never run at once. A new account whose Lambda concurrency quota is 10 cannot reserve any: set false there (overlapping starts then stop on the run record lock instead).',
     parse: boolean(),
+  },
+  webhooks: {
+    default: false,
+    doc: 'A public HTTPS endpoint (a Lambda function URL) for Cloudinary webhook notifications: uploads and overwrites are copied within a minute, deletions, renames and tag or context changes recorded. Register it with `npm run webhook -- --register`. Off: the daily run alone.',
+    parse: boolean(),
+  },
+  webhookConcurrency: {
+    default: 2,
+    doc: 'Reserved concurrency of the webhook function: the throttle on its public URL (beyond it callers get 429 and Cloudinary retries). Reserving takes from the account quota; a new account whose quota is 10 cannot reserve any.',
+    parse: integer(1, 100),
+  },
+  webhookSignatureAlgorithm: {
+    default: 'sha1',
+    doc: 'How Cloudinary signs notifications: sha1 (its default) or sha256 (accounts limited to SHA-256 signatures).',
+    parse: oneOf('sha1', 'sha256'),
   },
   breakGlassRoleArn: {
     default: undefined,

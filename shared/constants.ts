@@ -27,3 +27,6 @@ export const RESOURCE_TYPES = ['image', 'video', 'raw'] as const;
 export const DEFAULT_DELIVERY_TYPES = ['upload', 'private', 'authenticated'] as const;
 /** Cloudinary's page size ceiling for listings and search. */
 export const MAX_PAGE_SIZE = 500;
+
+/** The run id of work items a webhook notification enqueued: they belong to no listing run. */
+export const WEBHOOK_RUN_ID = 'webhook';

@@ -40,3 +40,4 @@ export {
 } from './cli/args.js';
 export { ProgressReporter, formatBytes, formatDuration } from './progress.js';
 export { readCloudFormationOutput } from './pull/setup.js';
+export * from './webhook/index.js';

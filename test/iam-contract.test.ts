@@ -5,6 +5,8 @@ import { objectKeyFor } from '../shared/keys.js';
 import { generateLibrary, startCloudinaryDouble, type CloudinaryDouble } from './double/index.js';
 import { describeCall, type AwsCall } from './support/iam/awsOperations.js';
 import { DeployedStack } from './support/iam/deployedRun.js';
+import { startFunctionUrl } from './support/functionUrl.js';
+import { WEBHOOK_EVENT_TYPES } from '../shared/webhook/notification.js';
 import { describeDenials, evaluateCalls, grantedActions, type Evaluation } from './support/iam/evaluate.js';
 
 const TINY = { image: [2_000, 30_000], video: [20_000, 80_000], raw: [500, 8_000] } as const;
@@ -102,8 +104,26 @@ async function dailyRun(context: Record<string, string | undefined>): Promise<Sc
   expect(settled.workers).toBe('stopped');
   expect(await stack.workersEnabled()).toBe(false);
 
+  // Near-real-time changes through the webhook: Cloudinary POSTs signed notifications to the
+  // function URL (here a local one that invokes the handler with the webhook role).
+  const functionUrl = await startFunctionUrl((event) => stack.invokeWebhook(event, clock));
+  try {
+    for (const type of WEBHOOK_EVENT_TYPES)
+      double.webhooks.create({ uri: functionUrl.url, event_type: type });
+    await double.webhooks.upload({ publicId: 'hooked', resourceType: 'image', format: 'jpg', bytes: 30_000 });
+    await double.webhooks.rename('image', 'upload', 'hooked', 'hooked-renamed');
+    await double.webhooks.notify('resource_tags_changed', {
+      resources: [{ resource_type: 'image', type: 'upload', public_id: 'hooked-renamed', added: ['live'] }],
+    });
+    await double.webhooks.delete('image', 'upload', 'flaky');
+    expect(double.webhooks.attempts.map((a) => a.status)).toEqual([200, 200, 200, 200]);
+  } finally {
+    await functionUrl.close();
+  }
+  await stack.drainWorkQueue(stack.batchSize());
+
   const calls = stack.proxy.requests
-    .filter((r) => r.principal === 'enumerate' || r.principal === 'replicate')
+    .filter((r) => ['enumerate', 'replicate', 'webhook'].includes(r.principal))
     .map((r) => describeCall(r, { accountId: '123456789012' }));
   const evaluation = await evaluateCalls(calls, stack.principals(), stack.resourcePolicies(), '123456789012');
   return { stack, double, calls, evaluation };
@@ -123,6 +143,7 @@ const NEEDED_ON_PATHS_NOT_TAKEN: Record<string, Record<string, string>> = {
       'a joined manifest past the part size (about 50,000 assets) is a multipart upload, aborted if it fails',
   },
   replicate: {},
+  webhook: {},
 };
 
 /** Granted actions that no request of either run used, and that the Lambda service does not use either. */
@@ -139,10 +160,10 @@ function unexercised(scenarios: Scenario[]): Record<string, string[]> {
 }
 
 const LISTINGS = [
-  { listing: 'search (the default)', context: {} },
+  { listing: 'search (the default)', context: { 'replicator:webhooks': 'true' } },
   {
     listing: 'resources (no etag: the MD5 is tagged on the new version)',
-    context: { 'replicator:listingApi': 'resources' },
+    context: { 'replicator:listingApi': 'resources', 'replicator:webhooks': 'true' },
   },
 ];
 
@@ -160,10 +181,14 @@ describe('every AWS request of a deployed daily run is allowed by the template',
   });
 
   describe.each(LISTINGS.map((l, index) => ({ ...l, index })))('listing with $listing', ({ index }) => {
-    it('records the calls of every path: listing, manifest, leases, multipart, aborts, retries, dead letters, the credentials', () => {
+    it('records the calls of every path: listing, manifest, leases, multipart, aborts, retries, dead letters, the credentials, webhook notifications', () => {
       const scenario = scenarios[index] as Scenario;
       const enumerate = operations(scenario.calls, 'enumerate');
       const replicate = operations(scenario.calls, 'replicate');
+      const webhook = operations(scenario.calls, 'webhook');
+      for (const op of ['GetParameter', 'BatchGetItem', 'UpdateItem', 'SendMessageBatch']) {
+        expect(webhook, op).toContain(op);
+      }
       for (const op of [
         'GetParameter',
         'BatchGetItem',
@@ -199,6 +224,6 @@ describe('every AWS request of a deployed daily run is allowed by the template',
   });
 
   it('grants no action that no path uses, except those the Lambda service uses on the function’s behalf', () => {
-    expect(unexercised(scenarios)).toEqual({ enumerate: [], replicate: [] });
+    expect(unexercised(scenarios)).toEqual({ enumerate: [], replicate: [], webhook: [] });
   });
 });

@@ -9,6 +9,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replicateMain } from '../shared/cli/replicate.js';
 import { runNowMain } from '../shared/cli/runNow.js';
+import { webhookMain } from '../shared/cli/webhook.js';
 import { pullMain } from '../shared/cli/pull.js';
 import { generateLibrary, startCloudinaryDouble, type CloudinaryDouble } from './double/index.js';
 import { describeCall, type AwsCall } from './support/iam/awsOperations.js';
@@ -73,6 +74,7 @@ describe('the workstation commands are allowed by the operator policy the README
       DlqUrl: stack.resources.dlqUrl,
       CloudinaryParameterName: stack.parameterName,
       EnumerateFunctionName: stack.functionIds.enumerate,
+      WebhookUrl: 'https://hooks.lambda-url.us-east-1.on.aws/',
     };
     await cfn.send(
       new CreateStackCommand({
@@ -92,6 +94,8 @@ describe('the workstation commands are allowed by the operator policy the README
       codes.pull = await pullMain(['--stack', name, '--dest', dest], captureStreams().streams);
       // moto runs no Lambda function: the request is what matters here, not its answer.
       codes.runNow = await runNowMain(['--stack', name], captureStreams().streams);
+      // Reads the WebhookUrl output and CLOUDINARY_URL from the stack's parameter, then calls Cloudinary.
+      codes.webhook = await webhookMain(['--register', '--stack', name], captureStreams().streams);
     });
 
     calls = stack.proxy.requests
@@ -115,9 +119,10 @@ describe('the workstation commands are allowed by the operator policy the README
     if (dest) rmSync(dest, { recursive: true, force: true });
   });
 
-  it('runs replicate and pull to the end, and run-now sends its start', () => {
+  it('runs replicate and pull to the end, run-now sends its start, and webhook registers the stack URL', () => {
     expect(codes.replicate).toBe(0);
     expect(codes.pull).toBe(0);
+    expect(codes.webhook).toBe(0);
     const operations = new Set(calls.map((c) => c.operation));
     for (const op of [
       'DescribeStacks',

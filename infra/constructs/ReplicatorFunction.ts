@@ -200,19 +200,21 @@ export class ReplicatorFunction extends NodejsFunction {
   }
 
   /**
-   * Lets the function switch the workers' event source mapping on and off (WORKER_MAPPING_ID), and
-   * look at the queue's counts before it switches them off.
+   * Lets the function switch the workers' event source mapping on and off (WORKER_MAPPING_ID), and,
+   * given the queue, look at its counts before it switches them off (a sender that only starts them needs none).
    */
-  bindWorkerSwitch(mapping: IEventSourceMapping, queue: IQueue): this {
+  bindWorkerSwitch(mapping: IEventSourceMapping, queue?: IQueue): this {
     this.addToRolePolicy(
       new PolicyStatement({
         actions: ['lambda:GetEventSourceMapping', 'lambda:UpdateEventSourceMapping'],
         resources: [mapping.eventSourceMappingArn],
       }),
     );
-    this.addToRolePolicy(
-      new PolicyStatement({ actions: ['sqs:GetQueueAttributes'], resources: [queue.queueArn] }),
-    );
+    if (queue) {
+      this.addToRolePolicy(
+        new PolicyStatement({ actions: ['sqs:GetQueueAttributes'], resources: [queue.queueArn] }),
+      );
+    }
     this.addEnvironment('WORKER_MAPPING_ID', mapping.eventSourceMappingId);
     return this;
   }

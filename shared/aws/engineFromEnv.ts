@@ -58,15 +58,7 @@ export async function awsEngineFromEnv(
     );
   }
   const sqsQueue = new SqsWorkQueue({ sqs: clients.sqs, queueUrl, dlqUrl });
-  const mappingId = env.WORKER_MAPPING_ID?.trim();
-  const workers = mappingId
-    ? new EventSourceSwitch({
-        lambda: new LambdaClient(awsClientConfig(env)),
-        sqs: clients.sqs,
-        mappingId,
-        queueUrl,
-      })
-    : undefined;
+  const workers = workerSwitchFromEnv(env, clients, queueUrl);
   return {
     settings,
     clients,
@@ -136,4 +128,30 @@ export function cachedAwsEngine(env: NodeJS.ProcessEnv = process.env): Promise<A
     });
   }
   return cached.engine;
+}
+
+/** The workers' switch when the stack gives its mapping (WORKER_MAPPING_ID); local runs have none. */
+function workerSwitchFromEnv(
+  env: NodeJS.ProcessEnv,
+  clients: AwsClients,
+  queueUrl: string,
+): WorkerSwitch | undefined {
+  const mappingId = env.WORKER_MAPPING_ID?.trim();
+  if (!mappingId) return undefined;
+  return new EventSourceSwitch({
+    lambda: new LambdaClient(awsClientConfig(env)),
+    sqs: clients.sqs,
+    mappingId,
+    queueUrl,
+  });
+}
+
+/** A queue whose sends switch the idle workers on, when the stack gives their mapping. */
+export function workerWakingQueue(
+  env: NodeJS.ProcessEnv,
+  clients: AwsClients,
+  queue: SqsWorkQueue,
+): WorkQueue {
+  const workers = workerSwitchFromEnv(env, clients, queue.queueUrl);
+  return workers ? wakingQueue(queue, workers) : queue;
 }

@@ -5,6 +5,7 @@ import { DEMO_COMMAND, demoMain } from './demo.js';
 import { PULL_COMMAND, pullMain } from './pull.js';
 import { REPLICATE_COMMAND, replicateMain } from './replicate.js';
 import { RUN_NOW_COMMAND, runNowMain } from './runNow.js';
+import { WEBHOOK_COMMAND, webhookMain } from './webhook.js';
 
 /** The installed command's name (package.json `bin`). */
 export const PROGRAM = 'cloudinary-backup';
@@ -17,6 +18,7 @@ export const SUBCOMMANDS: Record<string, { spec: CommandSpec<FlagSpecs>; main: M
   pull: { spec: PULL_COMMAND, main: pullMain },
   replicate: { spec: REPLICATE_COMMAND, main: replicateMain },
   'run-now': { spec: RUN_NOW_COMMAND, main: runNowMain },
+  webhook: { spec: WEBHOOK_COMMAND, main: webhookMain },
   demo: { spec: DEMO_COMMAND, main: demoMain },
 };
 

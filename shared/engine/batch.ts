@@ -1,6 +1,7 @@
 import type { SQSBatchItemFailure, SQSRecord } from 'aws-lambda';
 import { workFromSqsRecord } from '../aws/SqsWorkQueue.js';
 import { mapLimit } from '../concurrency.js';
+import { WEBHOOK_RUN_ID } from '../constants.js';
 import { describeError, dispositionOf } from '../errors.js';
 import type { ReceivedWork } from '../types.js';
 import { heartbeatIntervalMs, startHeartbeat } from './heartbeat.js';
@@ -47,7 +48,9 @@ export async function replicateRecords(
   // The work done is credited to the run doing it; each message settles the run that sent it.
   const done = { replicated: 0, bytes: 0, failed: 0 };
   const settledPerRun = new Map<string, number>();
-  const settle = (runId: string) => settledPerRun.set(runId, (settledPerRun.get(runId) ?? 0) + 1);
+  // Work a webhook enqueued belongs to no run: there is no run record to settle.
+  const settle = (runId: string) =>
+    runId === WEBHOOK_RUN_ID ? settledPerRun : settledPerRun.set(runId, (settledPerRun.get(runId) ?? 0) + 1);
   const works = new Map<string, ReceivedWork>();
   for (const record of records) {
     try {

@@ -33,10 +33,14 @@
  * - The double serves originals only: another extension than the stored format is a 404.
  * - Search tiers: `search: 'tier1'` refuses Tier 2 `with_field` values with a 400, `'tier1-silent'`
  *   drops them from the answer, `'none'` refuses every search with a 403 (see SearchMode).
+ * - Webhooks: `double.webhooks` holds triggers (`/triggers`) and uploads, overwrites, deletes and renames
+ *   that POST signed notifications to them; retries wait for `deliverDue()` on the double's clock.
  * - Faults: `double.faults.add({ route, publicId?, times?, share?, kind, ... })`, see `FaultEffect`.
  */
 export { startCloudinaryDouble } from './startCloudinaryDouble.js';
 export { Library } from './Library.js';
+export { Webhooks, EVENT_TYPES, RETRY_AFTER_MS } from './Webhooks.js';
+export type { Trigger, DeliveryAttempt } from './Webhooks.js';
 export type { Scope } from './Library.js';
 export { generateLibrary, DEFAULT_SIZES } from './generateLibrary.js';
 export type { GenerateLibrarySpec, LargeAssetSpec, SizeRange } from './generateLibrary.js';

@@ -4,6 +4,7 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import type { AddressInfo } from 'node:net';
 import { AdminApi, parseResourceType } from './AdminApi.js';
 import { BadRequest, DoubleHttpError, NotFound, Unauthorized } from './errors.js';
+import { Webhooks } from './Webhooks.js';
 import { searchAsTiered, SEARCH_MODES } from './searchTiers.js';
 import { FaultBoard } from './FaultBoard.js';
 import type { FaultPlan } from './FaultBoard.js';
@@ -34,6 +35,7 @@ const OPTION_NAMES = new Set<string>([
   'cloudName',
   'apiKey',
   'apiSecret',
+  'signatureAlgorithm',
   'library',
   'rateLimitPerHour',
   'rateLimitStatus',
@@ -179,6 +181,7 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
   const signal = closing.signal;
   const base: DeliveryBase = { origin: '', cloudName };
   const admin = new AdminApi(library, base, now);
+  const webhooks = new Webhooks(library, base, now, apiSecret, options.signatureAlgorithm);
   let searchMode: SearchMode = options.search ?? 'tier2';
 
   const log = (entry: RequestLogEntry): void => {
@@ -550,6 +553,30 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
     counters.downloadBytes += written;
   };
 
+  /** The triggers endpoints: logged in (above) but not metered against the hourly limit (unconfirmed). */
+  const handleTriggers = async (ex: Exchange, id: string | undefined): Promise<void> => {
+    ex.entry.kind = 'admin';
+    counters.adminCalls += 1;
+    const method = ex.req.method ?? 'GET';
+    if (method === 'GET' && id === undefined) return sendJson(ex, 200, webhooks.list());
+    if (method === 'DELETE' && id !== undefined) return sendJson(ex, 200, webhooks.remove(id));
+    if (method === 'POST' && id === undefined) {
+      const text = await readBody(ex.req);
+      const type = String(ex.req.headers['content-type'] ?? '');
+      let params: Record<string, unknown>;
+      try {
+        params = type.includes('json')
+          ? (JSON.parse(text || '{}') as Record<string, unknown>)
+          : Object.fromEntries(new URLSearchParams(text));
+      } catch {
+        throw new BadRequest('The body is not valid JSON');
+      }
+      for (const [key, value] of ex.query) params[key] ??= value;
+      return sendJson(ex, 200, webhooks.create(params));
+    }
+    throw new NotFound('Unsupported method');
+  };
+
   const route = async (ex: Exchange, rawPath: string): Promise<void> => {
     const raw = rawPath.split('/').slice(1);
     if (raw[0] === 'v1_1') {
@@ -580,6 +607,7 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
         if (ex.req.method !== 'GET' && ex.req.method !== 'HEAD') throw new NotFound('Unsupported method');
         return handleDownload(ex, first as ResourceType);
       }
+      if (first === 'triggers' && rest.length <= 2) return handleTriggers(ex, second);
       if (ex.req.method !== 'GET') throw new NotFound('The double serves read-only Admin calls');
       if (rest.length === 1 && first === 'ping') return handleAdmin(ex, { action: 'ping' });
       if (first === 'resources' && rest.length === 2 && /^[0-9a-f]{32}$/.test(second ?? '')) {
@@ -680,6 +708,7 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
     library,
     clock,
     faults,
+    webhooks,
     counters,
     requestLog,
     rateLimit,

@@ -1,4 +1,5 @@
 import type { Library } from './Library.js';
+import type { Webhooks } from './Webhooks.js';
 
 /** Cloudinary resource types; audio counts as `video`. */
 export type ResourceType = 'image' | 'video' | 'raw';
@@ -172,6 +173,8 @@ export interface DoubleOptions {
   cloudName?: string;
   apiKey?: string;
   apiSecret?: string;
+  /** How notifications are signed: sha1 (Cloudinary's default) or sha256. */
+  signatureAlgorithm?: 'sha1' | 'sha256';
   library?: Library;
   /** Admin API budget per clock hour, searches included; 500 when absent. */
   rateLimitPerHour?: number;
@@ -240,6 +243,8 @@ export interface CloudinaryDouble {
   readonly library: Library;
   readonly clock: DoubleClock;
   readonly faults: Faults;
+  /** Triggers, and changes that POST signed notifications to them (see Webhooks). */
+  readonly webhooks: Webhooks;
   readonly counters: DoubleCounters;
   readonly requestLog: RequestLogEntry[];
   readonly rateLimit: RateLimitBehaviour;

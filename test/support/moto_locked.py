@@ -5,14 +5,40 @@ both pass their condition, and two concurrent SQS receives can take the same mes
 services never let that happen. Serialising those calls gives
 the tests the same guarantee, while S3 transfers stay concurrent. (A long poll would hold the
 lock for its whole wait: consumers here poll without waiting.)
+
+It also refuses to create a schedule group that exists (ConflictException), as EventBridge
+Scheduler does: moto replaced the group, erasing the schedules of a suite running beside.
 """
 import sys
 import threading
 
+from moto.core.exceptions import JsonRESTError
+from moto.scheduler.models import EventBridgeSchedulerBackend
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import run_simple
 
 _lock = threading.Lock()
+
+
+class _ScheduleGroupExists(JsonRESTError):
+    code = 409
+
+    def __init__(self, name):
+        super().__init__("ConflictException", f"Schedule group {name} already exists.")
+
+
+_create_schedule_group = EventBridgeSchedulerBackend.create_schedule_group
+
+
+def _create_schedule_group_once(self, name, tags):
+    # EventBridge Scheduler refuses an existing group; moto replaced it, dropping the schedules
+    # another suite had just created in it.
+    if name in self.schedule_groups:
+        raise _ScheduleGroupExists(name)
+    return _create_schedule_group(self, name, tags)
+
+
+EventBridgeSchedulerBackend.create_schedule_group = _create_schedule_group_once
 
 
 def locked(app):

@@ -5,10 +5,11 @@ import { GetScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import type { Context, SQSBatchResponse } from 'aws-lambda';
+import type { Context, LambdaFunctionURLEvent, LambdaFunctionURLResult, SQSBatchResponse } from 'aws-lambda';
 import { inject } from 'vitest';
 import { scheduleOnLambda, enumerateHandler, type EnumerateEvent } from '../../../functions/enumerate.js';
 import { replicateHandler } from '../../../functions/replicate.js';
+import { webhookHandler } from '../../../functions/webhook.js';
 import { readConfig } from '../../../infra/config.js';
 import { buildReplicatorApp } from '../../../infra/replicatorApp.js';
 import { createAwsClients, type AwsClients } from '../../../shared/aws/clients.js';
@@ -32,6 +33,9 @@ import type { Principal } from './evaluate.js';
 
 export const WHERE: Where = { accountId: '123456789012', region: 'us-east-1' };
 
+/** The stack's functions by role; `webhook` only when the stack has it (replicator:webhooks). */
+export type FunctionName = 'enumerate' | 'replicate' | 'webhook';
+
 /** Settings a test may change from what the template sets, and why. */
 export type EnvOverrides = Record<string, string>;
 
@@ -43,7 +47,7 @@ export type EnvOverrides = Record<string, string>;
 export class DeployedStack {
   readonly template: CfnTemplate;
   readonly deployed: Record<string, Deployed>;
-  readonly functionIds: { enumerate: string; replicate: string };
+  readonly functionIds: { enumerate: string; replicate: string; webhook?: string };
   private constructor(
     readonly proxy: RecordingProxy,
     readonly resources: AwsResources,
@@ -77,7 +81,14 @@ export class DeployedStack {
       if (!id) throw new Error(`the template has no ${prefix} function`);
       return id;
     };
-    this.functionIds = { enumerate: fn('Enumerate'), replicate: fn('Replicate') };
+    const webhook = Object.keys(template.Resources).find(
+      (k) => k.startsWith('Webhook') && template.Resources[k]?.Type === 'AWS::Lambda::Function',
+    );
+    this.functionIds = {
+      enumerate: fn('Enumerate'),
+      replicate: fn('Replicate'),
+      ...(webhook ? { webhook } : {}),
+    };
   }
 
   /** Synthesizes the stack with `context` settings and deploys it onto fresh moto resources. */
@@ -148,6 +159,7 @@ export class DeployedStack {
     const roles = functionRoles(this.template);
     const principals = new Map<string, Principal>();
     for (const [name, id] of Object.entries(this.functionIds)) {
+      if (id === undefined) continue;
       const role = roles.get(id) as string;
       principals.set(name, {
         roleArn: this.deployed[role]?.attrs.Arn ?? '',
@@ -162,15 +174,21 @@ export class DeployedStack {
   }
 
   /** A function's environment exactly as the template sets it, plus the test's overrides. */
-  environment(name: 'enumerate' | 'replicate'): Record<string, string> {
+  environment(name: FunctionName): Record<string, string> {
     return {
-      ...functionEnvironment(this.template, this.functionIds[name], this.deployed, WHERE),
+      ...functionEnvironment(this.template, this.functionId(name), this.deployed, WHERE),
       ...this.overrides,
     };
   }
 
-  functionArn(name: 'enumerate' | 'replicate'): string {
-    return this.deployed[this.functionIds[name]]?.attrs.Arn ?? '';
+  functionArn(name: FunctionName): string {
+    return this.deployed[this.functionId(name)]?.attrs.Arn ?? '';
+  }
+
+  private functionId(name: FunctionName): string {
+    const id = this.functionIds[name];
+    if (!id) throw new Error(`the template has no ${name} function`);
+    return id;
   }
 
   /** The payload the daily schedule sends, from the template. */
@@ -196,14 +214,14 @@ export class DeployedStack {
   }
 
   /** Runs `task` with process.env set as Lambda sets it for `name`, AWS calls going through the proxy. */
-  async as<T>(name: 'enumerate' | 'replicate', task: () => Promise<T>): Promise<T> {
+  async as<T>(name: FunctionName, task: () => Promise<T>): Promise<T> {
     return this.withEnvironment(
       name,
       {
         ...this.environment(name),
         AWS_ENDPOINT_URL: this.proxy.endpoint,
         AWS_REGION: WHERE.region,
-        AWS_LAMBDA_FUNCTION_NAME: this.functionIds[name],
+        AWS_LAMBDA_FUNCTION_NAME: this.functionId(name),
       },
       task,
     );
@@ -229,16 +247,16 @@ export class DeployedStack {
     }
   }
 
-  context(name: 'enumerate' | 'replicate', timeoutMs: number): Context {
+  context(name: FunctionName, timeoutMs: number): Context {
     const deadline = Date.now() + timeoutMs;
     return {
       callbackWaitsForEmptyEventLoop: false,
-      functionName: this.functionIds[name],
+      functionName: this.functionId(name),
       functionVersion: '$LATEST',
       invokedFunctionArn: this.functionArn(name),
       memoryLimitInMB: '512',
       awsRequestId: `${name}-${Math.random().toString(16).slice(2)}`,
-      logGroupName: `/aws/lambda/${this.functionIds[name]}`,
+      logGroupName: `/aws/lambda/${this.functionId(name)}`,
       logStreamName: 'test',
       getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
       done: () => undefined,
@@ -257,6 +275,11 @@ export class DeployedStack {
   /** Whether the workers' event source mapping is switched on now. */
   workersEnabled(): Promise<boolean> {
     return mappingEnabled(this.workerMappingId, this.proxy.endpoint);
+  }
+
+  /** Invokes the webhook function as its function URL does, with its role; `now` is the clock it checks timestamps against. */
+  async invokeWebhook(event: LambdaFunctionURLEvent, now?: () => Date): Promise<LambdaFunctionURLResult> {
+    return this.as('webhook', () => webhookHandler(event, { now }));
   }
 
   /** The input of the last continuation schedule the enumerator created, read back from the Scheduler. */
