@@ -55,7 +55,7 @@ describe('the webhook endpoint', () => {
     expect(template.Outputs.WebhookUrl?.Value).toEqual({ 'Fn::GetAtt': [urls[0]?.[0], 'FunctionUrl'] });
   });
 
-  it('grants the webhook function only what it calls: read and update the table, send to the work queue, read the secret', () => {
+  it('grants the webhook function only what it calls: read and update the table, send to the work queue, switch the idle workers on, read the secret', () => {
     const { template } = synth({ 'replicator:webhooks': 'true' });
     const [[, url]] = resourcesOf(template, 'AWS::Lambda::Url') as [[string, CfnResource]];
     const fnId = url.Properties.TargetFunctionArn['Fn::GetAtt'][0] as string;
@@ -69,6 +69,8 @@ describe('the webhook endpoint', () => {
     expect([...new Set(actions)]).toEqual([
       'dynamodb:BatchGetItem',
       'dynamodb:UpdateItem',
+      'lambda:GetEventSourceMapping',
+      'lambda:UpdateEventSourceMapping',
       'logs:CreateLogStream',
       'logs:PutLogEvents',
       'sqs:SendMessage',
