@@ -33,10 +33,14 @@
  * - The double serves originals only: another extension than the stored format is a 404.
  * - Search tiers: `search: 'tier1'` refuses Tier 2 `with_field` values with a 400, `'tier1-silent'`
  *   drops them from the answer, `'none'` refuses every search with a 403 (see SearchMode).
+ * - Upload API (UploadApi.ts): signed multipart uploads, chunked with X-Unique-Upload-Id and
+ *   Content-Range, plan and per-request size limits (`uploadLimits`), `overwrite=false` answering the
+ *   existing asset unchanged (flagged `existing: true` unless `flagExistingUploads: false`).
  * - Faults: `double.faults.add({ route, publicId?, times?, share?, kind, ... })`, see `FaultEffect`.
  */
 export { startCloudinaryDouble } from './startCloudinaryDouble.js';
 export { Library } from './Library.js';
+export { FREE_PLAN_LIMITS } from './UploadApi.js';
 export type { Scope } from './Library.js';
 export { generateLibrary, DEFAULT_SIZES } from './generateLibrary.js';
 export type { GenerateLibrarySpec, LargeAssetSpec, SizeRange } from './generateLibrary.js';
@@ -63,5 +67,6 @@ export type {
   RequestLogEntry,
   ResourceType,
   SearchMode,
+  UploadLimits,
   VersionRecord,
 } from './types.js';

@@ -3,6 +3,7 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AdminApi, parseResourceType } from './AdminApi.js';
+import { FREE_PLAN_LIMITS, UploadApi } from './UploadApi.js';
 import { BadRequest, DoubleHttpError, NotFound, Unauthorized } from './errors.js';
 import { searchAsTiered, SEARCH_MODES } from './searchTiers.js';
 import { FaultBoard } from './FaultBoard.js';
@@ -45,6 +46,8 @@ const OPTION_NAMES = new Set<string>([
   'staleUnversioned',
   'requestLogLimit',
   'search',
+  'uploadLimits',
+  'flagExistingUploads',
 ]);
 const MAX_REQUEST_BODY_BYTES = 1024 * 1024;
 const LOGGED_PARAMS = [
@@ -80,7 +83,9 @@ function makeCounters(): DoubleCounters {
     downloadApiRequests: 0,
     downloadBytes: 0,
     rateLimited: 0,
+    uploadRequests: 0,
     reset() {
+      counters.uploadRequests = 0;
       counters.adminCalls = 0;
       counters.searchCalls = 0;
       counters.deliveryRequests = 0;
@@ -180,6 +185,18 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
   const base: DeliveryBase = { origin: '', cloudName };
   const admin = new AdminApi(library, base, now);
   let searchMode: SearchMode = options.search ?? 'tier2';
+  const uploads = new UploadApi({
+    library,
+    base,
+    apiKey,
+    apiSecret,
+    now,
+    limits: {
+      maxRequestBytes: options.uploadLimits?.maxRequestBytes ?? FREE_PLAN_LIMITS.maxRequestBytes,
+      maxFileBytes: { ...FREE_PLAN_LIMITS.maxFileBytes, ...options.uploadLimits?.maxFileBytes },
+    },
+    flagExisting: options.flagExistingUploads ?? true,
+  });
 
   const log = (entry: RequestLogEntry): void => {
     requestLog.push(entry);
@@ -550,6 +567,20 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
     counters.downloadBytes += written;
   };
 
+  /** The signed Upload API (see UploadApi.ts): no Basic auth, the signature is the login. */
+  const handleUpload = async (ex: Exchange, resourceType: ResourceType): Promise<void> => {
+    ex.entry.kind = 'upload';
+    counters.uploadRequests += 1;
+    const plan = faults.plan('upload', undefined);
+    if (!(await applyPreFaults(ex, plan))) {
+      ex.req.resume();
+      return;
+    }
+    const body = await uploads.handle(ex.req, resourceType);
+    if (typeof body.public_id === 'string') ex.entry.publicId = body.public_id;
+    await sendJson(ex, 200, body);
+  };
+
   const route = async (ex: Exchange, rawPath: string): Promise<void> => {
     const raw = rawPath.split('/').slice(1);
     if (raw[0] === 'v1_1') {
@@ -562,6 +593,19 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
         rest.length === 2 &&
         second === 'download' &&
         (RESOURCE_TYPES as readonly string[]).includes(first ?? '');
+      const isUpload =
+        rest.length === 2 &&
+        second === 'upload' &&
+        ex.req.method === 'POST' &&
+        (RESOURCE_TYPES as readonly string[]).includes(first ?? '');
+      if (isUpload) {
+        if (decodeSegment(raw[1] ?? '') !== cloudName) {
+          ex.entry.kind = 'upload';
+          ex.req.resume();
+          throw new Unauthorized(`Invalid cloud_name ${raw[1] ?? ''}`, 'Invalid cloud_name');
+        }
+        return handleUpload(ex, first as ResourceType);
+      }
       ex.entry.kind = isSearch ? 'search' : isDownload ? 'download' : 'admin';
       if (!isDownload) {
         // Login comes first; a refused login is neither metered nor given rate-limit headers.
