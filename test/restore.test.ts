@@ -67,7 +67,8 @@ function summaryOf(out: string): RestoreSummary {
 }
 
 function deleteAll(double: CloudinaryDouble): void {
-  for (const asset of double.library.all()) double.library.delete(asset.resource_type, asset.type, asset.public_id);
+  for (const asset of double.library.all())
+    double.library.delete(asset.resource_type, asset.type, asset.public_id);
 }
 
 describe('npm run restore from a local backup folder', { timeout: 180_000 }, () => {
@@ -105,7 +106,11 @@ describe('npm run restore from a local backup folder', { timeout: 180_000 }, () 
     deleteAll(double);
     const { streams, out, err } = captureStreams();
 
-    const code = await restoreMain(['--from', dest, '--journal', journal, '--json'], streams, backupEnv(double));
+    const code = await restoreMain(
+      ['--from', dest, '--journal', journal, '--json'],
+      streams,
+      backupEnv(double),
+    );
 
     expect(code, err()).toBe(0);
     const summary = summaryOf(out());
@@ -124,7 +129,11 @@ describe('npm run restore from a local backup folder', { timeout: 180_000 }, () 
     const uploads = double.counters.uploadRequests;
     const { streams, out } = captureStreams();
 
-    const code = await restoreMain(['--from', dest, '--journal', journal, '--json'], streams, backupEnv(double));
+    const code = await restoreMain(
+      ['--from', dest, '--journal', journal, '--json'],
+      streams,
+      backupEnv(double),
+    );
 
     expect(code).toBe(0);
     expect(summaryOf(out()).alreadyThere).toBe(before.size);
@@ -132,7 +141,10 @@ describe('npm run restore from a local backup folder', { timeout: 180_000 }, () 
   });
 
   it('--deleted-only after 10 deletions at Cloudinary restores exactly those 10', async () => {
-    const gone = double.library.all().filter((_, i) => i % 4 === 1).slice(0, 10);
+    const gone = double.library
+      .all()
+      .filter((_, i) => i % 4 === 1)
+      .slice(0, 10);
     for (const asset of gone) double.library.delete(asset.resource_type, asset.type, asset.public_id);
     // The next backup sees them gone: they leave its manifest.
     expect((await runBackup(backupOptions(double, dest))).failed).toEqual([]);
@@ -154,31 +166,55 @@ describe('npm run restore from a local backup folder', { timeout: 180_000 }, () 
       .sort();
     expect(restoredIds).toEqual(gone.map((a) => `${a.resource_type}/${a.type}/${a.public_id}`).sort());
     expect(summaryOf(out()).selected).toBe(10);
-    for (const asset of gone) expect(double.library.get(asset.resource_type, asset.type, asset.public_id)).toBeDefined();
+    for (const asset of gone)
+      expect(double.library.get(asset.resource_type, asset.type, asset.public_id)).toBeDefined();
   });
 
   it('killed with kill -9 while uploading, a rerun leaves no duplicate and every asset verified', async () => {
+    // The backup as it stands now: the last run saw 10 assets gone, so its manifest lists the rest.
+    const wanted = await latestManifest(dest);
     deleteAll(double);
     const killJournal = join(freshFolder('kill'), 'journal.jsonl');
     // Slow answers, so the kill lands while uploads are in flight.
     const slow = double.faults.add({ route: 'upload', kind: 'latency', ms: 150 });
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'shared/cli/restore.ts', '--from', dest, '--journal', killJournal, '--json', '--concurrency', '3'],
+      [
+        '--import',
+        'tsx',
+        'shared/cli/restore.ts',
+        '--from',
+        dest,
+        '--journal',
+        killJournal,
+        '--json',
+        '--concurrency',
+        '3',
+      ],
       { cwd: REPO, env: backupEnv(double), stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stdout = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_c, signal) => resolve(signal)));
-    await waitUntil(() => (stdout.match(/"outcome":"restored"/gu) ?? []).length >= 3, 60_000, 'three restored assets');
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.once('exit', (_c, signal) => resolve(signal)),
+    );
+    await waitUntil(
+      () => (stdout.match(/"outcome":"restored"/gu) ?? []).length >= 3,
+      60_000,
+      'three restored assets',
+    );
     child.kill('SIGKILL');
     expect(await exited).toBe('SIGKILL');
     double.faults.remove(slow);
     const restoredBeforeKill = double.library.size;
-    expect(restoredBeforeKill).toBeLessThan(before.size);
+    expect(restoredBeforeKill).toBeLessThan(wanted.size);
     const { streams, out, err } = captureStreams();
 
-    const code = await restoreMain(['--from', dest, '--journal', killJournal, '--json'], streams, backupEnv(double));
+    const code = await restoreMain(
+      ['--from', dest, '--journal', killJournal, '--json'],
+      streams,
+      backupEnv(double),
+    );
 
     expect(code, err()).toBe(0);
     const summary = summaryOf(out());
@@ -188,11 +224,17 @@ describe('npm run restore from a local backup folder', { timeout: 180_000 }, () 
     expect(summary.alreadyThere).toBeGreaterThanOrEqual(3);
     // No duplicate: exactly the backed-up ids, each holding the backed-up bytes.
     const all = double.library.all();
-    expect(all.map((a) => `${a.resource_type}/${a.type}/${a.public_id}`).sort()).toEqual([...before.keys()].sort());
+    expect(all.map((a) => `${a.resource_type}/${a.type}/${a.public_id}`).sort()).toEqual(
+      [...wanted.keys()].sort(),
+    );
     for (const asset of all) {
-      expect(await double.library.md5Of(asset)).toBe(before.get(`${asset.resource_type}/${asset.type}/${asset.public_id}`)?.md5);
+      expect(await double.library.md5Of(asset)).toBe(
+        wanted.get(`${asset.resource_type}/${asset.type}/${asset.public_id}`)?.md5,
+      );
     }
-    expect(readFileSync(killJournal, 'utf8').trim().split('\n').length).toBeGreaterThanOrEqual(summary.selected);
+    expect(readFileSync(killJournal, 'utf8').trim().split('\n').length).toBeGreaterThanOrEqual(
+      summary.selected,
+    );
   });
 
   it('says what to do for a missing folder, an empty folder and a wrong CLOUDINARY_URL, and never prints the secret', async () => {
@@ -210,11 +252,10 @@ describe('npm run restore from a local backup folder', { timeout: 180_000 }, () 
 
     const wrongSecret = double.cloudinaryUrl.replace(encodeURIComponent(double.apiSecret), 'not-the-secret');
     const wrong = captureStreams();
-    const code = await restoreMain(
-      ['--from', dest, '--journal', join(empty, 'j.jsonl')],
-      wrong.streams,
-      { ...backupEnv(double), CLOUDINARY_URL: wrongSecret },
-    );
+    const code = await restoreMain(['--from', dest, '--journal', join(empty, 'j.jsonl')], wrong.streams, {
+      ...backupEnv(double),
+      CLOUDINARY_URL: wrongSecret,
+    });
     expect(code).toBe(1);
     expect(wrong.err()).toMatch(/rejected the credentials.*CLOUDINARY_URL/u);
     expect(wrong.err() + wrong.out()).not.toContain('not-the-secret');

@@ -35,15 +35,28 @@ export const RESTORE_COMMAND = {
       valueName: 'DIR',
       description: 'Restore from a folder written by npm run backup or npm run pull.',
     },
-    bucket: { type: 'string', valueName: 'NAME', env: 'BACKUP_BUCKET', description: 'Restore from the backup bucket.' },
+    bucket: {
+      type: 'string',
+      valueName: 'NAME',
+      env: 'BACKUP_BUCKET',
+      description: 'Restore from the backup bucket.',
+    },
     stack: {
       type: 'string',
       valueName: 'NAME',
       env: 'STACK_NAME',
       description: "Restore from the bucket named by this stack's BucketName output.",
     },
-    prefix: { type: 'string', valueName: 'P', description: 'Only public ids starting with P (e.g. photos/2024/).' },
-    resourceType: { type: 'string', choices: ['image', 'video', 'raw'], description: 'Only this resource type.' },
+    prefix: {
+      type: 'string',
+      valueName: 'P',
+      description: 'Only public ids starting with P (e.g. photos/2024/).',
+    },
+    resourceType: {
+      type: 'string',
+      choices: ['image', 'video', 'raw'],
+      description: 'Only this resource type.',
+    },
     type: {
       type: 'string',
       valueName: 'TYPE',
@@ -61,15 +74,20 @@ export const RESTORE_COMMAND = {
     asOf: {
       type: 'string',
       valueName: 'DATE',
-      description: 'The backup as it stood at DATE (ISO date or time): its manifest and the object versions then current (bucket only).',
+      description:
+        'The backup as it stood at DATE (ISO date or time): its manifest and the object versions then current (bucket only).',
     },
-    overwrite: { type: 'boolean', description: 'Replace assets that exist at the target (kept and reported by default).' },
+    overwrite: {
+      type: 'boolean',
+      description: 'Replace assets that exist at the target (kept and reported by default).',
+    },
     dryRun: { type: 'boolean', description: 'Show what would be restored; upload nothing.' },
     concurrency: { type: 'number', valueName: 'N', default: 4, description: 'Parallel uploads.' },
     journal: {
       type: 'string',
       valueName: 'FILE',
-      description: 'Where verified restores are remembered for reruns (default .cloudinary-restore/<cloud>.jsonl).',
+      description:
+        'Where verified restores are remembered for reruns (default .cloudinary-restore/<cloud>.jsonl).',
     },
     json: { type: 'boolean', description: 'JSON lines on stdout (events and a summary), for scripts.' },
   },
@@ -135,7 +153,9 @@ async function openSource(
       throw new UsageError('name one source: --from DIR, or --bucket/--stack, not both');
     }
     if (flags.asOf !== undefined) {
-      throw new UsageError('--as-of reads the bucket\'s version history; a folder holds one version of each file (use --bucket or --stack)');
+      throw new UsageError(
+        "--as-of reads the bucket's version history; a folder holds one version of each file (use --bucket or --stack)",
+      );
     }
     return asUsage(() => FolderBackup.open(flags.from ?? ''));
   }
@@ -165,14 +185,16 @@ export async function restoreMain(
         throw new UsageError('--concurrency must be a whole number from 1 to 64');
       }
       const asOf = flags.asOf === undefined ? undefined : parseDate(flags.asOf);
-      const credentials = options.credentials ?? (await asUsage(() => parseCloudinaryUrl(env.CLOUDINARY_URL)));
+      const credentials =
+        options.credentials ?? (await asUsage(() => parseCloudinaryUrl(env.CLOUDINARY_URL)));
       const reader = await openSource(flags, env);
       const out = streams.stdout as NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
       const mode = outputModeFor(out, flags.json);
       if (options.title && mode !== 'json') out.write(`${options.title}\n`);
       const progress = new ProgressReporter({ stream: out, mode, label: 'restore' });
       const onEvent = (event: RestoreEvent): void => {
-        progress.event('asset', { ...event });
+        const { kind: _kind, ...fields } = event;
+        progress.event('asset', fields);
         if (event.outcome === 'restored') progress.fileDone();
         else if (event.outcome === 'failed' || event.outcome === 'refused') {
           progress.message(`${event.outcome}: ${event.id}: ${event.reason ?? ''}`, { id: event.id });
@@ -191,7 +213,9 @@ export async function restoreMain(
             deletedOnly: flags.deletedOnly,
             asOf,
           },
-          journalFile: resolve(flags.journal ?? join('.cloudinary-restore', `${credentials.cloudName}.jsonl`)),
+          journalFile: resolve(
+            flags.journal ?? join('.cloudinary-restore', `${credentials.cloudName}.jsonl`),
+          ),
           overwrite: flags.overwrite,
           dryRun: flags.dryRun,
           concurrency,

@@ -92,7 +92,8 @@ export class BucketBackup implements BackupReader {
     const found = await this.s3.send(
       new GetObjectCommand({ Bucket: this.bucket, Key: objectKey, VersionId: copy.versionId }),
     );
-    if (!(found.Body instanceof Readable)) throw new RetryableError(`S3 returned no readable body for ${objectKey}`);
+    if (!(found.Body instanceof Readable))
+      throw new RetryableError(`S3 returned no readable body for ${objectKey}`);
     return found.Body;
   }
 

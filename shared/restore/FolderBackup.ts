@@ -69,7 +69,11 @@ export class FolderBackup implements BackupReader {
       const head = await this.store.head(objectKey);
       if (!head) return undefined;
       const version = Number(head.metadata[META.version]);
-      return { bytes: head.bytes, md5: head.md5, ...(Number.isFinite(version) && version > 0 && { version }) };
+      return {
+        bytes: head.bytes,
+        md5: head.md5,
+        ...(Number.isFinite(version) && version > 0 && { version }),
+      };
     }
     const record = this.pulled?.get(objectKey);
     if (!record) return undefined;

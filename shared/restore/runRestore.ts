@@ -40,8 +40,10 @@ async function checkTarget(sdk: CloudinaryV2, credentials: CloudinaryCredentials
   try {
     await sdk.api.ping(callOptions(credentials));
   } catch (raw) {
-    const error = normalizeSdkError(raw, `reaching Cloudinary product environment "${credentials.cloudName}"`, () =>
-      nextHour(new Date()),
+    const error = normalizeSdkError(
+      raw,
+      `reaching Cloudinary product environment "${credentials.cloudName}"`,
+      () => nextHour(new Date()),
     );
     if (error instanceof FatalError) throw error;
     throw new FatalError(error.message);
@@ -108,7 +110,13 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
       case 'would-restore':
         break;
     }
-    emit({ kind: 'asset', id: entry.id, outcome, bytes: entry.bytes, ...(reason !== undefined && { reason }) });
+    emit({
+      kind: 'asset',
+      id: entry.id,
+      outcome,
+      bytes: entry.bytes,
+      ...(reason !== undefined && { reason }),
+    });
   };
 
   const restoreOne = async (entry: ManifestEntry): Promise<void> => {
@@ -170,6 +178,7 @@ function copyProblem(entry: ManifestEntry, copy: LocatedCopy | undefined): strin
   if (copy.version !== undefined && copy.version !== entry.version) {
     return `the backup copy is version ${copy.version}, the manifest describes version ${entry.version}`;
   }
-  if (copy.bytes !== entry.bytes) return `the backup copy has ${copy.bytes} bytes, the manifest says ${entry.bytes}`;
+  if (copy.bytes !== entry.bytes)
+    return `the backup copy has ${copy.bytes} bytes, the manifest says ${entry.bytes}`;
   return undefined;
 }

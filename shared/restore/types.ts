@@ -45,7 +45,8 @@ export interface RestoreSelection {
   asOf?: Date;
 }
 
-export type RestoreOutcome = 'restored' | 'already-there' | 'skipped' | 'refused' | 'failed' | 'would-restore';
+export type RestoreOutcome =
+  'restored' | 'already-there' | 'skipped' | 'refused' | 'failed' | 'would-restore';
 
 export interface RestoreEvent {
   kind: 'asset';

@@ -30,7 +30,12 @@ function uploadable(values: Record<string, unknown> | undefined): Record<string,
   if (values === undefined || Object.keys(values).length === 0) return undefined;
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(values)) {
-    out[key] = Array.isArray(value) || Number.isInteger(value) ? value : typeof value === 'string' ? value : JSON.stringify(value);
+    out[key] =
+      Array.isArray(value) || Number.isInteger(value)
+        ? value
+        : typeof value === 'string'
+          ? value
+          : JSON.stringify(value);
   }
   return out;
 }
@@ -87,7 +92,10 @@ export function uploadAsset(
     const watchdog = (): void => {
       clearTimeout(timer);
       timer = setTimeout(
-        () => finish(new RetryableError(`${what}: no progress for ${Math.round(settings.idleTimeoutMs / 1000)} s`)),
+        () =>
+          finish(
+            new RetryableError(`${what}: no progress for ${Math.round(settings.idleTimeoutMs / 1000)} s`),
+          ),
         settings.idleTimeoutMs,
       );
       timer.unref();
@@ -101,26 +109,22 @@ export function uploadAsset(
         done(null, chunk);
       },
     });
-    // At run time the SDK calls back with one argument, the answer (`{ error }` on failure); its typings say otherwise.
-    const chunkedStream = sdk.uploader.upload_chunked_stream as unknown as (
-      callback: (result?: Record<string, unknown>) => void,
-      options: Record<string, unknown>,
-    ) => NodeJS.WritableStream;
-    const chunker = chunkedStream(
-      (result?: Record<string, unknown>) => {
-        if (result === undefined || result.error !== undefined) {
-          finish(uploadError(result?.error ?? result, what));
+    const chunker = sdk.uploader.upload_chunked_stream(
+      { ...callOptions(credentials), ...uploadOptions(entry, settings) },
+      (error, result) => {
+        if (error !== undefined || result === undefined) {
+          finish(uploadError(error ?? result, what));
           return;
         }
+        const answer = result as unknown as Record<string, unknown>;
         finish(undefined, {
-          publicId: String(result.public_id),
-          version: Number(result.version),
-          bytes: Number(result.bytes),
-          etag: typeof result.etag === 'string' ? result.etag : undefined,
-          existing: result.existing === true,
+          publicId: String(answer.public_id),
+          version: Number(answer.version),
+          bytes: Number(answer.bytes),
+          etag: typeof answer.etag === 'string' ? answer.etag : undefined,
+          existing: answer.existing === true,
         });
       },
-      { ...callOptions(credentials), ...uploadOptions(entry, settings) },
     );
     watchdog();
     pipeline(body, counter, chunker).catch((error: unknown) =>

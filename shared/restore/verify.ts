@@ -27,7 +27,10 @@ export function judgeAnswer(
     };
   }
   if (answer.etag === undefined) {
-    return { outcome: 'failed', reason: 'Cloudinary answered without an etag: the upload cannot be verified' };
+    return {
+      outcome: 'failed',
+      reason: 'Cloudinary answered without an etag: the upload cannot be verified',
+    };
   }
   const same = answer.etag === md5 && answer.bytes === expected.bytes;
   if (answer.existing || (!overwrite && answer.etag !== readMd5)) {

@@ -237,7 +237,9 @@ export class Library {
   contentStream(ref: ContentRef, start?: number, endInclusive?: number): Readable {
     const uploaded = this.#uploaded.get(uploadKey(ref));
     if (uploaded !== undefined) {
-      return Readable.from([uploaded.subarray(start ?? 0, endInclusive === undefined ? undefined : endInclusive + 1)]);
+      return Readable.from([
+        uploaded.subarray(start ?? 0, endInclusive === undefined ? undefined : endInclusive + 1),
+      ]);
     }
     return contentReadable(this.seed, ref, start, endInclusive);
   }

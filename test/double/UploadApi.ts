@@ -64,7 +64,8 @@ export function readUploadBody(req: IncomingMessage, limit: number): Promise<Buf
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > limit) {
-        if (!refused) reject(new DoubleHttpError(413, `Request too large (over ${limit} bytes): use a chunked upload`));
+        if (!refused)
+          reject(new DoubleHttpError(413, `Request too large (over ${limit} bytes): use a chunked upload`));
         refused = true;
       } else chunks.push(chunk);
     });
@@ -125,13 +126,17 @@ function typedMetadata(raw: Record<string, string>): Record<string, unknown> {
   for (const [key, value] of Object.entries(raw)) {
     if (/^-?\d{1,15}$/.test(value)) out[key] = Number(value);
     else if (value.startsWith('[') && value.endsWith(']')) {
-      out[key] = [...value.slice(1, -1).matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => (m[1] ?? '').replace(/\\(.)/g, '$1'));
+      out[key] = [...value.slice(1, -1).matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) =>
+        (m[1] ?? '').replace(/\\(.)/g, '$1'),
+      );
     } else out[key] = value;
   }
   return out;
 }
 
-function parseContentRange(header: string | undefined): { start: number; end: number; total: number } | undefined {
+function parseContentRange(
+  header: string | undefined,
+): { start: number; end: number; total: number } | undefined {
   if (header === undefined) return undefined;
   const match = /^bytes (\d+)-(-?\d+)\/(-?\d+)$/.exec(header.trim());
   if (!match) throw new BadRequest(`Invalid Content-Range header: ${header}`);
@@ -194,7 +199,10 @@ export class UploadApi {
     this.#verify(fields);
     if (file === undefined) throw new BadRequest('Missing required parameter - file');
     if (file.data.length > limits.maxRequestBytes) {
-      throw new DoubleHttpError(413, `Request too large (over ${limits.maxRequestBytes} bytes): use a chunked upload`);
+      throw new DoubleHttpError(
+        413,
+        `Request too large (over ${limits.maxRequestBytes} bytes): use a chunked upload`,
+      );
     }
 
     const range = parseContentRange(header(req, 'content-range'));
@@ -202,11 +210,17 @@ export class UploadApi {
     let content = file.data;
     if (range !== undefined) {
       if (uploadId === undefined) throw new BadRequest('Content-Range needs X-Unique-Upload-Id');
-      const fingerprint = [...fields].filter(([k]) => k !== 'timestamp' && k !== 'signature').sort().join('&');
+      const fingerprint = [...fields]
+        .filter(([k]) => k !== 'timestamp' && k !== 'signature')
+        .sort()
+        .join('&');
       const pending = this.#pending.get(uploadId) ?? { chunks: [], received: 0, fingerprint };
-      if (pending.fingerprint !== fingerprint) throw new BadRequest('Chunk parameters differ from the first chunk');
+      if (pending.fingerprint !== fingerprint)
+        throw new BadRequest('Chunk parameters differ from the first chunk');
       if (range.start !== pending.received || range.end - range.start + 1 !== file.data.length) {
-        throw new BadRequest(`Chunk out of order: expected bytes from ${pending.received}, got ${range.start}-${range.end}`);
+        throw new BadRequest(
+          `Chunk out of order: expected bytes from ${pending.received}, got ${range.start}-${range.end}`,
+        );
       }
       pending.chunks.push(file.data);
       pending.received += file.data.length;
@@ -216,7 +230,8 @@ export class UploadApi {
         return { done: false, bytes_received: pending.received };
       }
       this.#pending.delete(uploadId);
-      if (pending.received !== range.total) throw new BadRequest('Chunks do not add up to the announced total');
+      if (pending.received !== range.total)
+        throw new BadRequest('Chunks do not add up to the announced total');
       content = Buffer.concat(pending.chunks);
     }
     this.#checkSize(resourceType, content.length);
@@ -225,7 +240,8 @@ export class UploadApi {
 
   #verify(fields: Map<string, string>): void {
     const { apiKey, apiSecret, now } = this.deps;
-    if ((fields.get('api_key') ?? '') !== apiKey) throw new Unauthorized('Invalid api_key', 'Invalid api_key');
+    if ((fields.get('api_key') ?? '') !== apiKey)
+      throw new Unauthorized('Invalid api_key', 'Invalid api_key');
     const signed = new Map([...fields].filter(([name]) => !UNSIGNED_FIELDS.has(name)));
     if (!verifyApiSignature(signed, fields.get('signature') ?? '', apiSecret)) {
       // Cloudinary names the string it expected; the double does not (it would hold no secret, but stay terse).
@@ -235,7 +251,9 @@ export class UploadApi {
     if (!Number.isFinite(timestamp)) throw new BadRequest('Missing required parameter - timestamp');
     const age = now().getTime() / 1000 - timestamp;
     if (Math.abs(age) > TIMESTAMP_WINDOW_SECONDS) {
-      throw new BadRequest(`Stale request - reported time is ${new Date(timestamp * 1000).toISOString()} which is more than 1 hour ago`);
+      throw new BadRequest(
+        `Stale request - reported time is ${new Date(timestamp * 1000).toISOString()} which is more than 1 hour ago`,
+      );
     }
   }
 
@@ -264,7 +282,8 @@ export class UploadApi {
     }
     // Cloudinary detects the format from the bytes; the double's bytes are opaque, so it takes the file name's extension.
     const dot = (file.filename ?? '').lastIndexOf('.');
-    const format = resourceType === 'raw' || dot < 0 ? undefined : (file.filename ?? '').slice(dot + 1).toLowerCase();
+    const format =
+      resourceType === 'raw' || dot < 0 ? undefined : (file.filename ?? '').slice(dot + 1).toLowerCase();
     const tags = (fields.get('tags') ?? '').split(',').filter((t) => t !== '');
     const asset = library.upload(
       {
