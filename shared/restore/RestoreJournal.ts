@@ -24,7 +24,7 @@ export class RestoreJournal {
     private readonly file: string,
     private readonly cloud: string,
   ) {
-    let text = '';
+    let text: string;
     try {
       text = readFileSync(file, 'utf8');
     } catch {
