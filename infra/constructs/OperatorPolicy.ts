@@ -110,7 +110,7 @@ export class OperatorPolicy extends Construct {
     }
     this.policy = new ManagedPolicy(this, 'Policy', {
       description:
-        'Lets a person run npm run run-now, replicate, pull and restore against the Cloudinary backup stack',
+        'Lets a person run npm run run-now, replicate and pull against the Cloudinary backup stack',
       statements,
     });
     const wildcards = [assets, manifests, ...(cloudinary.matchedBySuffix ? [cloudinary.resourceArn] : [])];
