@@ -249,6 +249,16 @@ describe('npm run restore from a local backup folder', { timeout: 180_000 }, () 
     const none = captureStreams();
     expect(await restoreMain([], none.streams, backupEnv(double))).toBe(2);
     expect(none.err()).toMatch(/--from DIR, --bucket NAME or --stack NAME/u);
+    const asOf = captureStreams();
+    expect(
+      await restoreMain(['--from', dest, '--as-of', '2026-01-01'], asOf.streams, backupEnv(double)),
+    ).toBe(2);
+    expect(asOf.err()).toMatch(/--as-of reads the bucket's version history.*--bucket or --stack/u);
+    const badDate = captureStreams();
+    expect(
+      await restoreMain(['--bucket', 'b', '--as-of', 'yesterday'], badDate.streams, backupEnv(double)),
+    ).toBe(2);
+    expect(badDate.err()).toMatch(/--as-of needs a date such as 2026-03-01/u);
 
     const wrongSecret = double.cloudinaryUrl.replace(encodeURIComponent(double.apiSecret), 'not-the-secret');
     const wrong = captureStreams();
