@@ -131,4 +131,19 @@ describe('the double’s signed Upload API, reached by the real SDK', () => {
     expect(Number(overwritten.version)).toBeGreaterThan(Number(first.version));
     expect(overwritten.existing).toBeUndefined();
   });
+
+  it('deletes assets through the Admin API as api.delete_resources calls it', async () => {
+    await upload(cloudinary, randomBytes(100), { public_id: 'doomed/one', filename: 'one.jpg' });
+
+    const answer = await cloudinary.api.delete_resources(['doomed/one', 'doomed/never'], {
+      resource_type: 'image',
+      type: 'upload',
+    });
+
+    expect(answer).toMatchObject({
+      deleted: { 'doomed/one': 'deleted', 'doomed/never': 'not_found' },
+      partial: false,
+    });
+    expect(double.library.get('image', 'upload', 'doomed/one')).toBeUndefined();
+  });
 });

@@ -1,5 +1,6 @@
 /**
- * A faithful Cloudinary test double: Admin API (list, details, search, ping), the download API and
+ * A faithful Cloudinary test double: Admin API (list, details, search, ping, delete_resources), the
+ * Upload API, the download API and
  * delivery of originals, on one plain-HTTP port of 127.0.0.1, reached by the real `cloudinary` SDK.
  *
  * Pointing the real SDK at it (verified in test/double-sdk*.test.ts):

@@ -334,6 +334,7 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
     | { action: 'list'; resourceType: ResourceType; type: string | undefined }
     | { action: 'details'; resourceType: ResourceType; type: string; publicId: string }
     | { action: 'by-asset-id'; assetId: string }
+    | { action: 'delete'; resourceType: ResourceType; type: string }
     | { action: 'search' };
 
   const handleAdmin = async (ex: Exchange, call: AdminCall): Promise<void> => {
@@ -353,6 +354,9 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
         return sendError(ex, new BadRequest('The search body is not valid JSON'));
       }
       ex.entry.params = loggedParams(searchBody);
+    } else if (call.action === 'delete') {
+      // The SDK's api.delete_resources sends `public_ids[]` form-encoded in the DELETE body.
+      for (const [name, value] of new URLSearchParams(await readBody(ex.req))) ex.query.append(name, value);
     } else {
       ex.entry.params = loggedParams(Object.fromEntries(ex.query));
     }
@@ -390,12 +394,33 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
         case 'search':
           body = await admin.search(searchAsTiered(searchBody, searchMode));
           break;
+        case 'delete':
+          body = deleteResources(call.resourceType, call.type, ex.query.getAll('public_ids[]'));
+          break;
       }
     } catch (error) {
       if (error instanceof DoubleHttpError) return sendError(ex, error, headers);
       throw error;
     }
     await sendJson(ex, 200, body, headers, plan);
+  };
+
+  /**
+   * Admin API "Delete resources": `DELETE /resources/<rt>/<type>` with up to 100 `public_ids[]`; each id
+   * answers `deleted` or `not_found` (Admin API reference, delete_resources).
+   */
+  const deleteResources = (resourceType: ResourceType, type: string, ids: string[]): unknown => {
+    if (ids.length === 0) throw new BadRequest('Missing required parameter - public_ids');
+    if (ids.length > 100) throw new BadRequest('Too many public_ids: at most 100 per call');
+    const deleted: Record<string, string> = {};
+    const counts: Record<string, { original: number; derived: number }> = {};
+    for (const id of ids) {
+      const found = library.get(resourceType, type, id) !== undefined;
+      if (found) library.delete(resourceType, type, id);
+      deleted[id] = found ? 'deleted' : 'not_found';
+      counts[id] = { original: found ? 1 : 0, derived: 0 };
+    }
+    return { deleted, deleted_counts: counts, partial: false };
   };
 
   /** Streams one version's bytes (or a range of them) with the stream-level faults. */
@@ -623,6 +648,13 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
         ex.entry.kind = 'download';
         if (ex.req.method !== 'GET' && ex.req.method !== 'HEAD') throw new NotFound('Unsupported method');
         return handleDownload(ex, first as ResourceType);
+      }
+      if (ex.req.method === 'DELETE' && first === 'resources' && rest.length === 3) {
+        return handleAdmin(ex, {
+          action: 'delete',
+          resourceType: parseResourceType(second),
+          type: third ?? 'upload',
+        });
       }
       if (ex.req.method !== 'GET') throw new NotFound('The double serves read-only Admin calls');
       if (rest.length === 1 && first === 'ping') return handleAdmin(ex, { action: 'ping' });
