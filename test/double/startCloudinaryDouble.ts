@@ -395,7 +395,7 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
           body = await admin.search(searchAsTiered(searchBody, searchMode));
           break;
         case 'delete':
-          body = deleteResources(call.resourceType, call.type, ex.query.getAll('public_ids[]'));
+          body = admin.deleteResources(call.resourceType, call.type, ex.query.getAll('public_ids[]'));
           break;
       }
     } catch (error) {
@@ -403,24 +403,6 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
       throw error;
     }
     await sendJson(ex, 200, body, headers, plan);
-  };
-
-  /**
-   * Admin API "Delete resources": `DELETE /resources/<rt>/<type>` with up to 100 `public_ids[]`; each id
-   * answers `deleted` or `not_found` (Admin API reference, delete_resources).
-   */
-  const deleteResources = (resourceType: ResourceType, type: string, ids: string[]): unknown => {
-    if (ids.length === 0) throw new BadRequest('Missing required parameter - public_ids');
-    if (ids.length > 100) throw new BadRequest('Too many public_ids: at most 100 per call');
-    const deleted: Record<string, string> = {};
-    const counts: Record<string, { original: number; derived: number }> = {};
-    for (const id of ids) {
-      const found = library.get(resourceType, type, id) !== undefined;
-      if (found) library.delete(resourceType, type, id);
-      deleted[id] = found ? 'deleted' : 'not_found';
-      counts[id] = { original: found ? 1 : 0, derived: 0 };
-    }
-    return { deleted, deleted_counts: counts, partial: false };
   };
 
   /** Streams one version's bytes (or a range of them) with the stream-level faults. */
