@@ -137,6 +137,15 @@ describe(
       expect(into.library.size).toBe(9);
     });
 
+    it('restores even when the Admin API budget is spent: uploads are not rate-limited', async () => {
+      const into = await target({ rateLimitPerHour: 0 });
+
+      const { summary } = await restoreInto(into, { selection: { resourceType: 'raw' } });
+
+      expect(summary).toMatchObject({ restored: 2, failed: [] });
+      expect(into.counters.rateLimited).toBe(1);
+    });
+
     it('--dry-run lists what it would restore and uploads nothing', async () => {
       const into = await target();
 

@@ -3,7 +3,7 @@ import { adminBackoffMs, DEFAULT_ADMIN_RETRY, type AdminRetryPolicy } from '../c
 import { normalizeSdkError, nextHour } from '../cloudinary/errors.js';
 import { callOptions, loadCloudinarySdk, type CloudinaryV2 } from '../cloudinary/sdk.js';
 import { mapLimit } from '../concurrency.js';
-import { describeError, dispositionOf, FatalError } from '../errors.js';
+import { describeError, dispositionOf, FatalError, RateLimitedError } from '../errors.js';
 import type { ManifestEntry } from '../engine/manifest.js';
 import { buildCatalog } from './catalog.js';
 import { RestoreJournal } from './RestoreJournal.js';
@@ -35,18 +35,32 @@ export interface RestoreOptions {
   onSelected?: (files: number, bytes: number) => void;
 }
 
-/** Checks the credentials once, before any upload: a wrong CLOUDINARY_URL stops the run at once. */
+/** The SDK's own timeout is not enforced (CLOUDINARY.md): the check gives up after this long. */
+const CHECK_TIMEOUT_MS = 30_000;
+
+/**
+ * Checks the credentials once, before any upload: a wrong CLOUDINARY_URL stops the run at once. A
+ * spent Admin API budget (420/429) does not stop it: the Upload API is not rate-limited.
+ */
 async function checkTarget(sdk: CloudinaryV2, credentials: CloudinaryCredentials): Promise<void> {
-  try {
-    await sdk.api.ping(callOptions(credentials));
-  } catch (raw) {
-    const error = normalizeSdkError(
-      raw,
-      `reaching Cloudinary product environment "${credentials.cloudName}"`,
-      () => nextHour(new Date()),
+  const what = `reaching Cloudinary product environment "${credentials.cloudName}"`;
+  let timer: NodeJS.Timeout | undefined;
+  const silent = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new FatalError(`${what}: no answer within ${CHECK_TIMEOUT_MS / 1000} s`)),
+      CHECK_TIMEOUT_MS,
     );
+  });
+  try {
+    await Promise.race([sdk.api.ping(callOptions(credentials)), silent]);
+  } catch (raw) {
+    if (raw instanceof FatalError) throw raw;
+    const error = normalizeSdkError(raw, what, () => nextHour(new Date()));
+    if (error instanceof RateLimitedError) return;
     if (error instanceof FatalError) throw error;
-    throw new FatalError(error.message);
+    throw new FatalError(`${error.message}; check CLOUDINARY_URL and the network, then run again`);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -121,6 +135,16 @@ export async function runRestore(options: RestoreOptions): Promise<RestoreSummar
 
   const restoreOne = async (entry: ManifestEntry): Promise<void> => {
     if (fatal !== undefined) return;
+    try {
+      await restoreEntry(entry);
+    } catch (error) {
+      // Reading the backup failed for this asset (the upload's own errors are handled inside).
+      if (dispositionOf(error) === 'fatal') fatal ??= error;
+      else report(entry, 'failed', describeError(error));
+    }
+  };
+
+  const restoreEntry = async (entry: ManifestEntry): Promise<void> => {
     const copy = await reader.locate(entry.objectKey, selection.asOf);
     const problem = copyProblem(entry, copy);
     if (problem !== undefined || copy === undefined) {
