@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replicateMain } from '../functions/cli/replicate.js';
+import { pullMain } from '../shared/cli/pull.js';
 import { restoreMain } from '../shared/cli/restore.js';
 import type { RestoreSummary } from '../shared/restore/types.js';
 import { generateLibrary } from './double/index.js';
@@ -96,6 +97,32 @@ describe('npm run restore from the backup bucket', { timeout: 180_000 }, () => {
     expect(summaryOf(out())).toMatchObject({ selected: 1, restored: 1 });
     const now = library.get('image', 'upload', target.public_id);
     expect(now && (await library.md5Of(now))).toBe(original);
+  });
+
+  it('restores from a folder written by npm run pull', async () => {
+    const pulled = freshFolder('pulled');
+    expect(
+      await pullMain(['--bucket', bed.aws.bucket, '--dest', pulled], captureStreams().streams, process.env),
+    ).toBe(0);
+    const { library } = bed.double;
+    const raws = library.all().filter((a) => a.resource_type === 'raw');
+    const wanted = await Promise.all(raws.map(async (a) => [idOf(a), await library.md5Of(a)] as const));
+    for (const a of raws) library.delete(a.resource_type, a.type, a.public_id);
+    const { streams, out, err } = captureStreams();
+
+    const code = await restoreMain(
+      ['--from', pulled, '--resource-type', 'raw', '--journal', join(journalDir, 'pulled.jsonl'), '--json'],
+      streams,
+      process.env,
+    );
+
+    expect(code, err()).toBe(0);
+    expect(summaryOf(out())).toMatchObject({ selected: raws.length, restored: raws.length, failed: [] });
+    for (const [id, md5] of wanted) {
+      const [, type, ...rest] = id.split('/');
+      const back = library.get('raw', type ?? '', rest.join('/'));
+      expect(back && (await library.md5Of(back)), id).toBe(md5);
+    }
   });
 
   it('names an unknown bucket and a missing --as-of backup clearly', async () => {
