@@ -175,8 +175,8 @@ describe('npm run restore from a local backup folder', { timeout: 180_000 }, () 
     const wanted = await latestManifest(dest);
     deleteAll(double);
     const killJournal = join(freshFolder('kill'), 'journal.jsonl');
-    // Slow answers, so the kill lands while uploads are in flight.
-    const slow = double.faults.add({ route: 'upload', kind: 'latency', ms: 150 });
+    // Slow answers (about 10 s for the whole restore), so the kill lands with uploads in flight.
+    const slow = double.faults.add({ route: 'upload', kind: 'latency', ms: 400 });
     const child = spawn(
       process.execPath,
       [
