@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { cliMain, SUBCOMMANDS } from '../shared/cli/main.js';
 import { captureStreams, REPO } from './support/backupBed.js';
 
-const NAMES = ['backup', 'pull', 'replicate', 'run-now', 'webhook', 'demo'];
+const NAMES = ['backup', 'pull', 'replicate', 'run-now', 'restore', 'webhook', 'demo'];
 
 describe('cloudinary-backup, the one command', () => {
   it('lists every subcommand and the exit codes in --help', async () => {
@@ -62,7 +62,7 @@ describe('cloudinary-backup, the one command', () => {
     expect(await cliMain([], none.streams, {})).toBe(2);
 
     expect(unknown.err()).toBe(
-      'cloudinary-backup: unknown command "restore-all"; the commands are backup, pull, replicate, run-now, webhook, demo\n' +
+      'cloudinary-backup: unknown command "restore-all"; the commands are backup, pull, replicate, run-now, restore, webhook, demo\n' +
         'Run with --help for usage.\n',
     );
     expect(none.err()).toMatch(/^Usage: cloudinary-backup <command>/u);

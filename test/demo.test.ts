@@ -34,6 +34,12 @@ function expectDemoSummary(output: string, dest: string): void {
     `Verified ${assetCount} of ${assetCount} files (${formatBytes(libraryBytes)}) against the source's MD5s.`,
   );
   expect(output).toContain(`Your files are in ${join(dest, 'assets')}`);
+  expect(output).toMatch(/3\) Restore: (\d+) assets deleted at Cloudinary, put back from the backup/u);
+  const lost = /3\) Restore: (\d+) assets/u.exec(output)?.[1];
+  expect(output).toContain(`: ${lost} of ${lost} assets uploaded and verified`);
+  expect(output).toContain(
+    `${lost} of ${lost} deleted assets are back at Cloudinary with the backed-up bytes, tags, context and metadata.`,
+  );
 }
 
 describe('npm run demo', { timeout: 120_000 }, () => {

@@ -11,6 +11,7 @@ import { replicateMain } from '../shared/cli/replicate.js';
 import { runNowMain } from '../shared/cli/runNow.js';
 import { webhookMain } from '../shared/cli/webhook.js';
 import { pullMain } from '../shared/cli/pull.js';
+import { restoreMain } from '../shared/cli/restore.js';
 import { generateLibrary, startCloudinaryDouble, type CloudinaryDouble } from './double/index.js';
 import { describeCall, type AwsCall } from './support/iam/awsOperations.js';
 import { captureStreams } from './support/backupBed.js';
@@ -92,6 +93,21 @@ describe('the workstation commands are allowed by the operator policy the README
     await stack.asOperator(async () => {
       codes.replicate = await replicateMain(['--stack', name], captureStreams().streams);
       codes.pull = await pullMain(['--stack', name, '--dest', dest], captureStreams().streams);
+      // Restore reads manifests, heads and object versions as they stood (--as-of) and puts a deleted asset back.
+      const gone = double.library.all().at(-1);
+      if (gone) double.library.delete(gone.resource_type, gone.type, gone.public_id);
+      codes.restore = await restoreMain(
+        [
+          '--stack',
+          name,
+          '--as-of',
+          new Date(Date.now() + 60_000).toISOString(),
+          '--journal',
+          join(dest, 'restore.jsonl'),
+        ],
+        captureStreams().streams,
+        { ...process.env, CLOUDINARY_URL: double.cloudinaryUrl },
+      );
       // moto runs no Lambda function: the request is what matters here, not its answer.
       codes.runNow = await runNowMain(['--stack', name], captureStreams().streams);
       // Reads the WebhookUrl output and CLOUDINARY_URL from the stack's parameter, then calls Cloudinary.
@@ -119,9 +135,10 @@ describe('the workstation commands are allowed by the operator policy the README
     if (dest) rmSync(dest, { recursive: true, force: true });
   });
 
-  it('runs replicate and pull to the end, run-now sends its start, and webhook registers the stack URL', () => {
+  it('runs replicate, pull and restore to the end, run-now sends its start, and webhook registers the stack URL', () => {
     expect(codes.replicate).toBe(0);
     expect(codes.pull).toBe(0);
+    expect(codes.restore).toBe(0);
     expect(codes.webhook).toBe(0);
     const operations = new Set(calls.map((c) => c.operation));
     for (const op of [
@@ -131,12 +148,13 @@ describe('the workstation commands are allowed by the operator policy the README
       'ReceiveMessage',
       'Invoke',
       'GetObject',
+      'ListObjectVersions',
     ]) {
       expect(operations, op).toContain(op);
     }
   });
 
-  it('allows every request the three commands made', () => {
+  it('allows every request the four commands made', () => {
     expect(describeDenials(evaluation.denials)).toBe('');
   });
 

@@ -22,7 +22,7 @@ export interface OperatorPolicyProps {
 /**
  * What a person needs to run the workstation commands against this stack: `npm run run-now`
  * (start a run), `npm run replicate` (a whole cycle from the workstation, as the two functions do
- * it) and `npm run pull` (read the backup). Attach it to your IAM user or role (README: Deploy).
+ * it), `npm run pull` and `npm run restore` (read the backup). Attach it to your IAM user or role (README: Deploy).
  * Nothing in it deletes anything: the bucket policy would refuse it anyway.
  */
 export class OperatorPolicy extends Construct {
@@ -82,6 +82,9 @@ export class OperatorPolicy extends Construct {
         actions: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:GetObject'],
         resources: [manifests],
       }),
+      // restore --as-of reads the object versions that were current at a date from the version history.
+      new PolicyStatement({ actions: ['s3:GetObjectVersion'], resources: [assets] }),
+      new PolicyStatement({ actions: ['s3:ListBucketVersions'], resources: [bucket.bucketArn] }),
       // pull lists the whole bucket (it holds only assets/ and manifests/); replicate aborts the
       // unfinished upload a copy that died left behind.
       new PolicyStatement({

@@ -19,13 +19,15 @@ import {
   type FlagSpec,
 } from './args.js';
 import { backupMain } from './backup.js';
+import { restoreMain } from './restore.js';
 
 export const DEMO_COMMAND = {
   usage: 'npm run demo [-- --dest DIR]',
   summary:
     'Shows the whole backup working with no credentials and no network: a built-in sample Cloudinary ' +
     'library (photos, videos, documents, private and authenticated assets, awkward names) served on ' +
-    '127.0.0.1 is backed up into a folder, backed up again (nothing is downloaded twice), and verified.',
+    '127.0.0.1 is backed up into a folder, backed up again (nothing is downloaded twice), verified, and ' +
+    'a few assets deleted at the source are restored from the backup.',
   flags: {
     dest: {
       type: 'string',
@@ -116,6 +118,69 @@ async function hashObject(store: LocalObjectStore, key: string): Promise<{ md5: 
   return { md5: hash.digest('hex'), bytes };
 }
 
+/** Assets the restore step deletes at the sample account: one of each kind the backup keeps. */
+function assetsToLose(double: CloudinaryDouble) {
+  const all = double.library.all();
+  const picks = [
+    all.find((a) => a.resource_type === 'image' && a.type === 'private'),
+    all.find((a) => a.resource_type === 'video'),
+    all.find((a) => a.resource_type === 'raw' && a.type === 'authenticated'),
+    all.find((a) => a.tags.includes('awkward')),
+    all.find((a) => Object.keys(a.context).length > 0 && Object.keys(a.metadata).length > 0) ??
+      all.find((a) => Object.keys(a.context).length > 0),
+  ];
+  return [...new Set(picks.filter((a) => a !== undefined))];
+}
+
+/**
+ * Step 3: deletes a few assets at the sample account, restores them from the backup folder with
+ * `npm run restore`, and checks each came back with the backed-up bytes, tags, context and metadata.
+ */
+async function restoreStep(
+  double: CloudinaryDouble,
+  dest: string,
+  json: boolean,
+  streams: CliStreams,
+  env: NodeJS.ProcessEnv,
+  credentials: ReturnType<typeof parseCloudinaryUrl>,
+): Promise<boolean> {
+  const lost = assetsToLose(double);
+  const expected = await Promise.all(
+    lost.map(async (a) => ({ asset: a, md5: await double.library.md5Of(a) })),
+  );
+  for (const a of lost) double.library.delete(a.resource_type, a.type, a.public_id);
+  const args = [
+    '--from',
+    dest,
+    ...lost.flatMap((a) => ['--public-id', a.public_id]),
+    '--journal',
+    join(dest, LOCAL_CONTROL_DIR, 'restore-journal.jsonl'),
+    ...(json ? ['--json'] : []),
+  ];
+  const code = await restoreMain(args, streams, env, {
+    credentials,
+    title: `\n3) Restore: ${lost.length} assets deleted at Cloudinary, put back from the backup`,
+  });
+  let back = 0;
+  for (const { asset, md5 } of expected) {
+    const now = double.library.get(asset.resource_type, asset.type, asset.public_id);
+    if (
+      now !== undefined &&
+      (await double.library.md5Of(now)) === md5 &&
+      JSON.stringify([now.tags, now.context, now.metadata]) ===
+        JSON.stringify([asset.tags, asset.context, asset.metadata])
+    ) {
+      back += 1;
+    }
+  }
+  if (!json) {
+    streams.stdout.write(
+      `${back} of ${lost.length} deleted assets are back at Cloudinary with the backed-up bytes, tags, context and metadata.\n`,
+    );
+  }
+  return code === 0 && back === lost.length;
+}
+
 /** How to name a folder for the person who ran the demo: relative when it is below here. */
 function displayPath(path: string): string {
   const below = relative(process.cwd(), path);
@@ -173,11 +238,12 @@ export async function demoMain(
         say(
           `Your files are in ${where}/assets/<resource type>/<delivery type>/<public id>; manifests in ${where}/manifests/.`,
         );
+        const restored = await restoreStep(double, dest, flags.json === true, streams, env, credentials);
         // In a clone the npm script runs it; installed, the command does.
         const backup =
           process.env.npm_lifecycle_event === 'demo' ? 'npm run backup --' : 'npx cloudinary-backup backup';
         say(`Back up your own account:  CLOUDINARY_URL=cloudinary://KEY:SECRET@CLOUD ${backup} --dest DIR`);
-        return check.bad.length === 0 && again === 0 ? 0 : 1;
+        return check.bad.length === 0 && again === 0 && restored ? 0 : 1;
       } finally {
         await double.close();
       }

@@ -4,6 +4,7 @@ import { BACKUP_COMMAND, backupMain } from './backup.js';
 import { DEMO_COMMAND, demoMain } from './demo.js';
 import { PULL_COMMAND, pullMain } from './pull.js';
 import { REPLICATE_COMMAND, replicateMain } from './replicate.js';
+import { RESTORE_COMMAND, restoreMain } from './restore.js';
 import { RUN_NOW_COMMAND, runNowMain } from './runNow.js';
 import { WEBHOOK_COMMAND, webhookMain } from './webhook.js';
 
@@ -18,6 +19,7 @@ export const SUBCOMMANDS: Record<string, { spec: CommandSpec<FlagSpecs>; main: M
   pull: { spec: PULL_COMMAND, main: pullMain },
   replicate: { spec: REPLICATE_COMMAND, main: replicateMain },
   'run-now': { spec: RUN_NOW_COMMAND, main: runNowMain },
+  restore: { spec: RESTORE_COMMAND, main: restoreMain },
   webhook: { spec: WEBHOOK_COMMAND, main: webhookMain },
   demo: { spec: DEMO_COMMAND, main: demoMain },
 };

@@ -138,6 +138,24 @@ export class AdminApi {
   }
 
   /** `POST /resources/search` (JSON body) */
+  /**
+   * Admin API "Delete resources": `DELETE /resources/<rt>/<type>` with up to 100 `public_ids[]`; each id
+   * answers `deleted` or `not_found` (Admin API reference, delete_resources).
+   */
+  deleteResources(resourceType: ResourceType, type: string, ids: string[]): Json {
+    if (ids.length === 0) throw new BadRequest('Missing required parameter - public_ids');
+    if (ids.length > 100) throw new BadRequest('Too many public_ids: at most 100 per call');
+    const deleted: Record<string, string> = {};
+    const counts: Record<string, { original: number; derived: number }> = {};
+    for (const id of ids) {
+      const found = this.library.get(resourceType, type, id) !== undefined;
+      if (found) this.library.delete(resourceType, type, id);
+      deleted[id] = found ? 'deleted' : 'not_found';
+      counts[id] = { original: found ? 1 : 0, derived: 0 };
+    }
+    return { deleted, deleted_counts: counts, partial: false };
+  }
+
   async search(body: Json): Promise<Json> {
     const started = performance.now();
     const maxResults = parseMaxResults(body.max_results, SEARCH_DEFAULT_RESULTS);

@@ -14,7 +14,7 @@ export interface FaultPlan {
   hang: boolean;
 }
 
-const ROUTES: readonly FaultRoute[] = ['admin', 'search', 'delivery', 'download'];
+const ROUTES: readonly FaultRoute[] = ['admin', 'search', 'delivery', 'download', 'upload'];
 
 interface LiveFault {
   id: number;

@@ -1,5 +1,6 @@
 /**
- * A faithful Cloudinary test double: Admin API (list, details, search, ping), the download API and
+ * A faithful Cloudinary test double: Admin API (list, details, search, ping, delete_resources), the
+ * Upload API, the download API and
  * delivery of originals, on one plain-HTTP port of 127.0.0.1, reached by the real `cloudinary` SDK.
  *
  * Pointing the real SDK at it (verified in test/double-sdk*.test.ts):
@@ -35,12 +36,16 @@
  *   drops them from the answer, `'none'` refuses every search with a 403 (see SearchMode).
  * - Webhooks: `double.webhooks` holds triggers (`/triggers`) and uploads, overwrites, deletes and renames
  *   that POST signed notifications to them; retries wait for `deliverDue()` on the double's clock.
+ * - Upload API (UploadApi.ts): signed multipart uploads, chunked with X-Unique-Upload-Id and
+ *   Content-Range, plan and per-request size limits (`uploadLimits`), `overwrite=false` answering the
+ *   existing asset unchanged (flagged `existing: true` unless `flagExistingUploads: false`).
  * - Faults: `double.faults.add({ route, publicId?, times?, share?, kind, ... })`, see `FaultEffect`.
  */
 export { startCloudinaryDouble } from './startCloudinaryDouble.js';
 export { Library } from './Library.js';
 export { Webhooks, EVENT_TYPES, RETRY_AFTER_MS } from './Webhooks.js';
 export type { Trigger, DeliveryAttempt } from './Webhooks.js';
+export { FREE_PLAN_LIMITS } from './UploadApi.js';
 export type { Scope } from './Library.js';
 export { generateLibrary, DEFAULT_SIZES } from './generateLibrary.js';
 export type { GenerateLibrarySpec, LargeAssetSpec, SizeRange } from './generateLibrary.js';
@@ -67,5 +72,6 @@ export type {
   RequestLogEntry,
   ResourceType,
   SearchMode,
+  UploadLimits,
   VersionRecord,
 } from './types.js';

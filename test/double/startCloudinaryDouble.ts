@@ -3,6 +3,7 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AdminApi, parseResourceType } from './AdminApi.js';
+import { FREE_PLAN_LIMITS, UploadApi } from './UploadApi.js';
 import { BadRequest, DoubleHttpError, NotFound, Unauthorized } from './errors.js';
 import { Webhooks } from './Webhooks.js';
 import { searchAsTiered, SEARCH_MODES } from './searchTiers.js';
@@ -47,6 +48,8 @@ const OPTION_NAMES = new Set<string>([
   'staleUnversioned',
   'requestLogLimit',
   'search',
+  'uploadLimits',
+  'flagExistingUploads',
 ]);
 const MAX_REQUEST_BODY_BYTES = 1024 * 1024;
 const LOGGED_PARAMS = [
@@ -82,7 +85,9 @@ function makeCounters(): DoubleCounters {
     downloadApiRequests: 0,
     downloadBytes: 0,
     rateLimited: 0,
+    uploadRequests: 0,
     reset() {
+      counters.uploadRequests = 0;
       counters.adminCalls = 0;
       counters.searchCalls = 0;
       counters.deliveryRequests = 0;
@@ -183,6 +188,18 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
   const admin = new AdminApi(library, base, now);
   const webhooks = new Webhooks(library, base, now, apiSecret, options.signatureAlgorithm);
   let searchMode: SearchMode = options.search ?? 'tier2';
+  const uploads = new UploadApi({
+    library,
+    base,
+    apiKey,
+    apiSecret,
+    now,
+    limits: {
+      maxRequestBytes: options.uploadLimits?.maxRequestBytes ?? FREE_PLAN_LIMITS.maxRequestBytes,
+      maxFileBytes: { ...FREE_PLAN_LIMITS.maxFileBytes, ...options.uploadLimits?.maxFileBytes },
+    },
+    flagExisting: options.flagExistingUploads ?? true,
+  });
 
   const log = (entry: RequestLogEntry): void => {
     requestLog.push(entry);
@@ -320,6 +337,7 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
     | { action: 'list'; resourceType: ResourceType; type: string | undefined }
     | { action: 'details'; resourceType: ResourceType; type: string; publicId: string }
     | { action: 'by-asset-id'; assetId: string }
+    | { action: 'delete'; resourceType: ResourceType; type: string }
     | { action: 'search' };
 
   const handleAdmin = async (ex: Exchange, call: AdminCall): Promise<void> => {
@@ -339,6 +357,9 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
         return sendError(ex, new BadRequest('The search body is not valid JSON'));
       }
       ex.entry.params = loggedParams(searchBody);
+    } else if (call.action === 'delete') {
+      // The SDK's api.delete_resources sends `public_ids[]` form-encoded in the DELETE body.
+      for (const [name, value] of new URLSearchParams(await readBody(ex.req))) ex.query.append(name, value);
     } else {
       ex.entry.params = loggedParams(Object.fromEntries(ex.query));
     }
@@ -375,6 +396,9 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
         }
         case 'search':
           body = await admin.search(searchAsTiered(searchBody, searchMode));
+          break;
+        case 'delete':
+          body = admin.deleteResources(call.resourceType, call.type, ex.query.getAll('public_ids[]'));
           break;
       }
     } catch (error) {
@@ -577,6 +601,20 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
     throw new NotFound('Unsupported method');
   };
 
+  /** The signed Upload API (see UploadApi.ts): no Basic auth, the signature is the login. */
+  const handleUpload = async (ex: Exchange, resourceType: ResourceType): Promise<void> => {
+    ex.entry.kind = 'upload';
+    counters.uploadRequests += 1;
+    const plan = faults.plan('upload', undefined);
+    if (!(await applyPreFaults(ex, plan))) {
+      ex.req.resume();
+      return;
+    }
+    const body = await uploads.handle(ex.req, resourceType);
+    if (typeof body.public_id === 'string') ex.entry.publicId = body.public_id;
+    await sendJson(ex, 200, body);
+  };
+
   const route = async (ex: Exchange, rawPath: string): Promise<void> => {
     const raw = rawPath.split('/').slice(1);
     if (raw[0] === 'v1_1') {
@@ -589,6 +627,19 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
         rest.length === 2 &&
         second === 'download' &&
         (RESOURCE_TYPES as readonly string[]).includes(first ?? '');
+      const isUpload =
+        rest.length === 2 &&
+        second === 'upload' &&
+        ex.req.method === 'POST' &&
+        (RESOURCE_TYPES as readonly string[]).includes(first ?? '');
+      if (isUpload) {
+        if (decodeSegment(raw[1] ?? '') !== cloudName) {
+          ex.entry.kind = 'upload';
+          ex.req.resume();
+          throw new Unauthorized(`Invalid cloud_name ${raw[1] ?? ''}`, 'Invalid cloud_name');
+        }
+        return handleUpload(ex, first as ResourceType);
+      }
       ex.entry.kind = isSearch ? 'search' : isDownload ? 'download' : 'admin';
       if (!isDownload) {
         // Login comes first; a refused login is neither metered nor given rate-limit headers.
@@ -608,6 +659,13 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
         return handleDownload(ex, first as ResourceType);
       }
       if (first === 'triggers' && rest.length <= 2) return handleTriggers(ex, second);
+      if (ex.req.method === 'DELETE' && first === 'resources' && rest.length === 3) {
+        return handleAdmin(ex, {
+          action: 'delete',
+          resourceType: parseResourceType(second),
+          type: third ?? 'upload',
+        });
+      }
       if (ex.req.method !== 'GET') throw new NotFound('The double serves read-only Admin calls');
       if (rest.length === 1 && first === 'ping') return handleAdmin(ex, { action: 'ping' });
       if (first === 'resources' && rest.length === 2 && /^[0-9a-f]{32}$/.test(second ?? '')) {

@@ -75,7 +75,7 @@ export interface DoubleAsset extends ContentRef {
 }
 
 /** Routes a fault can target. `admin` is every Admin API call except search. */
-export type FaultRoute = 'admin' | 'search' | 'delivery' | 'download';
+export type FaultRoute = 'admin' | 'search' | 'delivery' | 'download' | 'upload';
 
 export type FaultEffect =
   /** Wait this long before answering. */
@@ -140,10 +140,12 @@ export interface DoubleCounters {
   downloadBytes: number;
   /** Admin calls refused with 420/429. */
   rateLimited: number;
+  /** POSTs to the Upload API (each chunk counts), whatever their answer. */
+  uploadRequests: number;
   reset(): void;
 }
 
-export type RequestKind = 'admin' | 'search' | 'delivery' | 'download' | 'other';
+export type RequestKind = 'admin' | 'search' | 'delivery' | 'download' | 'upload' | 'other';
 
 /** One request as the double saw it; never holds the secret, signatures or Authorization. */
 export interface RequestLogEntry {
@@ -205,6 +207,20 @@ export interface DoubleOptions {
    * with `setSearchMode`.
    */
   search?: SearchMode;
+  /** Per-request and per-plan upload size limits; Cloudinary's free plan when absent (see FREE_PLAN_LIMITS). */
+  uploadLimits?: Partial<UploadLimits>;
+  /**
+   * What an upload with `overwrite=false` answers for an existing asset: the existing asset unchanged,
+   * flagged `existing: true` (true, the default) or not flagged (false). The docs say the upload
+   * "returns immediately"; whether the flag comes is not stated, so clients must cope with both.
+   */
+  flagExistingUploads?: boolean;
+}
+
+/** How large an upload may be: one request, and one file per resource type (the plan's limit). */
+export interface UploadLimits {
+  maxRequestBytes: number;
+  maxFileBytes: Record<ResourceType, number>;
 }
 
 /**

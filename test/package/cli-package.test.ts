@@ -32,7 +32,7 @@ function run(command: string, args: string[], cwd: string): Promise<Finished> {
   });
 }
 
-const SUBCOMMANDS = ['backup', 'pull', 'replicate', 'run-now', 'webhook', 'demo'];
+const SUBCOMMANDS = ['backup', 'pull', 'replicate', 'run-now', 'restore', 'webhook', 'demo'];
 /** Packages only development needs: none may be installed, and the command must not miss them. */
 const DEV_ONLY = ['tsx', 'esbuild', 'typescript', 'vitest', 'aws-cdk-lib', 'aws-cdk', 'node'];
 
