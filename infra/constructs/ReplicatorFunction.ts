@@ -34,7 +34,7 @@ export const SERVICE_USED_ACTIONS: Record<string, string> = {
  * Credential sources Lambda never uses: it hands the role's credentials to the function in environment
  * variables, so the SDK's default chain stops at them. The others (profiles, SSO, web identity,
  * containers, instance metadata, and the STS/SSO clients they call) load only through `import()` when
- * reached; left out, they are 12% of each bundle and of its start-up (`npm run bench -- --only cold-start`).
+ * reached; left out, each bundle is 12% smaller and starts with about 8% less CPU (README: Cold start).
  */
 export const UNUSED_ON_LAMBDA = [
   '@aws-sdk/credential-provider-http',
