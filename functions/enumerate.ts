@@ -13,7 +13,7 @@ import {
   type EnumerateOutcome,
   type SettleOutcome,
 } from '../shared/index.js';
-import { engineLog, logger, metrics, MetricUnit } from './observability.js';
+import { engineLog, logger, metrics, MetricUnit, observed } from './observability.js';
 
 /**
  * `start` (the daily schedule, or a run started by hand), `continue` a paused run, or `settle`:
@@ -128,7 +128,9 @@ export async function enumerateHandler(
       settings: engine.settings,
       log: engineLog,
       now: hooks.now,
-      onPage: (_run, _listing, page) => {
+      onPage: (run, _listing, page) => {
+        // A new run's id is known from its first page: later lines carry it as the correlation id.
+        logger.setCorrelationId(run.runId);
         metrics.addMetric('AssetsListed', MetricUnit.Count, page.listed);
         metrics.addMetric('AssetsEnqueued', MetricUnit.Count, page.enqueued);
         lastRemaining = engine.source.rateLimit?.remaining;
@@ -159,15 +161,10 @@ export async function enumerateHandler(
 }
 
 export const handler = middy<EnumerateEvent, EnumerateResult, Error, Context>()
-  .before((request) => {
-    logger.addContext(request.context);
-  })
-  .after(() => {
-    metrics.publishStoredMetrics();
-  })
+  .use(observed<EnumerateEvent, EnumerateResult>((event) => event?.runId))
+  // Error middlewares run last-registered first: this one counts and logs before metrics are published.
   .onError((request) => {
     metrics.addMetric('EnumerateErrors', MetricUnit.Count, 1);
-    metrics.publishStoredMetrics();
     logger.error('enumerate failed', { error: describeError(request.error) });
   })
   .handler((event, context) => enumerateHandler(event, context));

@@ -1,7 +1,7 @@
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { cachedAwsEngine, describeError, replicateRecords } from '../shared/index.js';
-import { engineLog, logger, metrics, MetricUnit } from './observability.js';
+import { engineLog, logger, metrics, MetricUnit, observed } from './observability.js';
 
 /** Time kept back to report partial failures before Lambda's own deadline. */
 const DEADLINE_MARGIN_MS = 15_000;
@@ -42,14 +42,9 @@ export async function replicateHandler(
 }
 
 export const handler = middy<SQSEvent, SQSBatchResponse, Error, Context>()
-  .before((request) => {
-    logger.addContext(request.context);
-  })
-  .after(() => {
-    metrics.publishStoredMetrics();
-  })
+  // The batch's message ids: a line of any asset in it can be traced to its SQS message.
+  .use(observed<SQSEvent, SQSBatchResponse>((event) => event?.Records?.map((record) => record.messageId)))
   .onError((request) => {
-    metrics.publishStoredMetrics();
     logger.error('replicate batch failed', { error: describeError(request.error) });
   })
   .handler((event, context) => replicateHandler(event, context));

@@ -390,10 +390,14 @@ describe('a stack that stops passing a variable the bundle needs', { timeout: 30
     // With every variable the same delivery is dead-lettered with its reason and the batch succeeds.
     const dlq = environmentOf(replicateFn).DLQ_URL ?? '';
     const before = await queueDepth(dlq);
-    const control = succeeded(
-      await invoke(replicateFn, await deliveredTimes(message, maxReceives)),
-    ) as SQSBatchResponse;
+    const last = await deliveredTimes(message, maxReceives);
+    const controlOutcome = await invoke(replicateFn, last);
+    const control = succeeded(controlOutcome) as SQSBatchResponse;
     expect(control.batchItemFailures).toEqual([]);
+    // Its log line carries the batch's message ids, so the dead letter can be traced to its deliveries.
+    expect(logLines(controlOutcome).find((line) => line.message === 'gave up on asset')).toMatchObject({
+      correlation_id: last.Records.map((record) => record.messageId),
+    });
     expect(await queueDepth(dlq)).toBe(before + 1);
   });
 
@@ -422,5 +426,79 @@ describe('a stack that stops passing a variable the bundle needs', { timeout: 30
       outcomes.push({ name, failed: !outcome.ok, named: !outcome.ok && outcome.errorMessage.includes(name) });
     }
     expect(outcomes).toEqual(variables.map((name) => ({ name, failed: true, named: true })));
+  });
+});
+
+/** The JSON lines a bundle wrote (Powertools logs and CloudWatch embedded metrics). */
+function logLines(outcome: Invocation): Record<string, unknown>[] {
+  return outcome.logs
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+interface EmbeddedMetrics {
+  _aws: { CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] }[] };
+}
+
+/** Each metric a bundle published: its namespace, dimensions (with their values) and value. */
+function metricsOf(
+  outcome: Invocation,
+): { name: string; namespace: string; dimensions: Record<string, unknown>; value: unknown }[] {
+  return logLines(outcome)
+    .filter((line) => '_aws' in line)
+    .flatMap((line) =>
+      (line as unknown as EmbeddedMetrics)._aws.CloudWatchMetrics.flatMap((directive) =>
+        directive.Metrics.map((metric) => ({
+          name: metric.Name,
+          namespace: directive.Namespace,
+          dimensions: Object.fromEntries((directive.Dimensions[0] ?? []).map((d) => [d, line[d]])),
+          value: line[metric.Name],
+        })),
+      ),
+    );
+}
+
+describe('what the bundles report to CloudWatch', { timeout: 300_000 }, () => {
+  it('a replicate batch reports a cold start, then its asset metrics under the dimension the alarms read', async () => {
+    const env = environmentOf(replicateFn);
+    const outcome = await invoke(replicateFn, { Records: [] });
+    expect(succeeded(outcome)).toEqual({ batchItemFailures: [] });
+    const service = { service: env.POWERTOOLS_SERVICE_NAME };
+    expect(metricsOf(outcome)).toEqual(
+      expect.arrayContaining([
+        {
+          name: 'ColdStart',
+          namespace: env.POWERTOOLS_METRICS_NAMESPACE,
+          dimensions: { ...service, function_name: bed.resource(replicateFn.logicalId).ref },
+          value: 1,
+        },
+        ...['AssetsReplicated', 'BytesReplicated', 'AssetsFailed'].map((name) => ({
+          name,
+          namespace: env.POWERTOOLS_METRICS_NAMESPACE,
+          dimensions: service,
+          value: 0,
+        })),
+      ]),
+    );
+  });
+
+  it('a continuation of an unknown run logs the error with the run id as correlation id, and counts it', async () => {
+    const env = environmentOf(enumerateFn);
+    const runId = 'run-nobody-started';
+    const outcome = await invoke(enumerateFn, { action: 'continue', runId });
+    if (outcome.ok) throw new Error('continuing a run nobody started succeeded');
+    // The stack Lambda logs names the TypeScript line that threw, though no source map is loaded at start.
+    expect(outcome.stack[1]).toMatch(/\/shared\/engine\/enumerate\.ts:\d+:\d+\)$/u);
+    expect(logLines(outcome).find((line) => line.message === 'enumerate failed')).toMatchObject({
+      level: 'ERROR',
+      correlation_id: runId,
+      function_name: bed.resource(enumerateFn.logicalId).ref,
+      service: env.POWERTOOLS_SERVICE_NAME,
+      error: expect.stringContaining(`run ${runId} does not exist`),
+    });
+    expect(metricsOf(outcome).map((metric) => metric.name)).toEqual(
+      expect.arrayContaining(['ColdStart', 'EnumerateErrors']),
+    );
   });
 });

@@ -10,6 +10,7 @@ import {
   type AttributeValue,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
+import { convertToAttr, marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import {
   ConfigError,
   FatalError,
@@ -74,46 +75,8 @@ export function runKey(runId: string): Item {
   return { pk: { S: RUN_PARTITION }, sk: { S: runId } };
 }
 
-/** Writes a plain value as a DynamoDB attribute; undefined fields of objects are left out. */
-export function toAttribute(value: unknown): AttributeValue {
-  if (value === null) return { NULL: true };
-  if (typeof value === 'string') return { S: value };
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new TypeError(`cannot store the number ${value}`);
-    return { N: String(value) };
-  }
-  if (typeof value === 'boolean') return { BOOL: value };
-  if (Array.isArray(value)) return { L: value.map(toAttribute) };
-  if (typeof value === 'object') return { M: toItem(value as Record<string, unknown>) };
-  throw new TypeError(`cannot store a ${typeof value}`);
-}
-
-export function toItem(value: Record<string, unknown>): Item {
-  const item: Item = {};
-  for (const [name, field] of Object.entries(value)) {
-    if (field !== undefined) item[name] = toAttribute(field);
-  }
-  return item;
-}
-
-/** Reads a DynamoDB attribute back into a plain value. */
-export function fromAttribute(attribute: AttributeValue): unknown {
-  if (attribute.S !== undefined) return attribute.S;
-  if (attribute.N !== undefined) return Number(attribute.N);
-  if (attribute.BOOL !== undefined) return attribute.BOOL;
-  if (attribute.NULL !== undefined) return null;
-  if (attribute.L !== undefined) return attribute.L.map(fromAttribute);
-  if (attribute.M !== undefined) return fromItem(attribute.M);
-  if (attribute.SS !== undefined) return [...attribute.SS];
-  if (attribute.NS !== undefined) return attribute.NS.map(Number);
-  throw new TypeError('unsupported DynamoDB attribute type');
-}
-
-export function fromItem(item: Item): Record<string, unknown> {
-  const value: Record<string, unknown> = {};
-  for (const [name, attribute] of Object.entries(item)) value[name] = fromAttribute(attribute);
-  return value;
-}
+/** Fields left undefined are left out of the item, never written as NULL. */
+const OMIT_UNDEFINED = { removeUndefinedValues: true } as const;
 
 /**
  * StateStore on one DynamoDB table (`pk`, `sk` strings): asset states under `ASSET#<id>`/`STATE`
@@ -245,7 +208,7 @@ export class DynamoStateStore implements StateStore {
     let extra = '';
     if (details.errors?.length) {
       names['#errors'] = 'errors';
-      common[':errors'] = toAttribute(details.errors);
+      common[':errors'] = convertToAttr(details.errors, OMIT_UNDEFINED);
       extra += ', #errors = :errors';
     }
     // Beside a held copy: quarantine this version, or (a failure that may pass) lift an earlier quarantine.
@@ -273,14 +236,17 @@ export class DynamoStateStore implements StateStore {
         }),
       );
     const noCopy = () => {
-      const fields = toItem({
-        id,
-        resourceType: ref.resourceType,
-        deliveryType: ref.deliveryType,
-        publicId: ref.publicId,
-        bytes: ref.bytes,
-        objectKey: ref.objectKey,
-      });
+      const fields = marshall(
+        {
+          id,
+          resourceType: ref.resourceType,
+          deliveryType: ref.deliveryType,
+          publicId: ref.publicId,
+          bytes: ref.bytes,
+          objectKey: ref.objectKey,
+        },
+        OMIT_UNDEFINED,
+      );
       const sets = Object.keys(fields).map((name, i) => [`#f${i}`, name, `:f${i}`] as const);
       return this.dynamo.send(
         new UpdateItemCommand({
@@ -491,14 +457,14 @@ export class DynamoStateStore implements StateStore {
       if (value === undefined) removes.push(`#f${i}`);
       else {
         sets.push(`#f${i} = :f${i}`);
-        values[`:f${i}`] = toAttribute(value);
+        values[`:f${i}`] = convertToAttr(value, OMIT_UNDEFINED);
       }
     });
     const storedCounters = stored?.counters?.M;
     if (!storedCounters) {
       names['#c'] = 'counters';
       sets.push('#c = :counters');
-      values[':counters'] = toAttribute(run.counters);
+      values[':counters'] = convertToAttr(run.counters, OMIT_UNDEFINED);
     } else {
       COUNTER_NAMES.forEach((name, i) => {
         const before = Number(storedCounters[name]?.N ?? 0);
@@ -647,12 +613,12 @@ const ASSET_FIELDS = [
 ] as const satisfies readonly (keyof AssetState)[];
 
 function assetItem(state: AssetState): Item {
-  return toItem(Object.fromEntries(ASSET_FIELDS.map((name) => [name, state[name]])));
+  return marshall(Object.fromEntries(ASSET_FIELDS.map((name) => [name, state[name]])), OMIT_UNDEFINED);
 }
 
 /** An asset state from its item; undefined for an item that holds only a lease. */
 function assetFromItem(item: Item): AssetState | undefined {
-  const raw = fromItem(item);
+  const raw: Record<string, unknown> = unmarshall(item);
   if (typeof raw.status !== 'string' || typeof raw.id !== 'string') return undefined;
   const state: Record<string, unknown> = {};
   for (const name of ASSET_FIELDS) if (raw[name] !== undefined) state[name] = raw[name];
@@ -662,7 +628,7 @@ function assetFromItem(item: Item): AssetState | undefined {
 }
 
 function runFromItem(item: Item): RunRecord {
-  const raw = fromItem(item);
+  const raw: Record<string, unknown> = unmarshall(item);
   const counters = (raw.counters ?? {}) as Partial<RunCounters>;
   const run: RunRecord = {
     runId: raw.runId as string,

@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { coldStartSection } from './coldStart.js';
 import { createContext, type BenchContext } from './context.js';
 import { costSection } from './cost.js';
 import { economySection } from './economy.js';
@@ -36,6 +37,7 @@ const SECTIONS: Record<SectionName, (context: BenchContext) => Promise<SectionRe
   economy: economySection,
   resume: resumeSection,
   cost: costSection,
+  'cold-start': coldStartSection,
 };
 
 function targetsTable(targets: TargetCheck[]): Table {

@@ -16,6 +16,7 @@ Measures on loopback against the Cloudinary test double (and moto_server for AWS
   economy     Admin API calls vs the floor, no-change re-runs, AWS requests per asset
   resume      bytes downloaded ÷ bytes needed after kill -9 half way
   cost        monthly AWS cost from the measured request counts
+  cold-start  init time of each handler bundle from cdk.out, with and without source maps
 
   --quick     smaller workloads (under 2 minutes); compared only with earlier --quick runs
   --only      run only these sections (repeatable)
