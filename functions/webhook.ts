@@ -1,7 +1,7 @@
 import middy from '@middy/core';
 import type { Context, LambdaFunctionURLEvent, LambdaFunctionURLResult } from 'aws-lambda';
 import { cachedWebhookDeps, describeError, handleNotification, MAX_BODY_BYTES } from '../shared/index.js';
-import { engineLog, logger, metrics, MetricUnit } from './observability.js';
+import { engineLog, logger, metrics, MetricUnit, observed } from './observability.js';
 
 /** What a test may set; Lambda passes nothing. */
 export interface WebhookHandlerOptions {
@@ -42,14 +42,9 @@ export async function webhookHandler(
 }
 
 export const handler = middy<LambdaFunctionURLEvent, LambdaFunctionURLResult, Error, Context>()
-  .before((request) => {
-    logger.addContext(request.context);
-  })
-  .after(() => {
-    metrics.publishStoredMetrics();
-  })
+  // The function URL's request id: every line of one notification can be traced to its request.
+  .use(observed<LambdaFunctionURLEvent, LambdaFunctionURLResult>((event) => event?.requestContext?.requestId))
   .onError((request) => {
-    metrics.publishStoredMetrics();
     // The error never holds the body; the event is not logged.
     logger.error('webhook failed', { error: describeError(request.error) });
     request.response = {
