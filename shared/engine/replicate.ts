@@ -1,5 +1,5 @@
 import { pipeline } from 'node:stream/promises';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable, Transform } from 'node:stream';
 import { createHash, randomUUID } from 'node:crypto';
 import { META } from '../constants.js';
 import { dispositionOf, describeError, FatalError, RetryableError, type Disposition } from '../errors.js';
@@ -7,6 +7,7 @@ import { assetIdOf, objectKeyFor } from '../keys.js';
 import type {
   AssetSource,
   AssetState,
+  CopyCheckpoint,
   ObjectStore,
   ReceivedWork,
   SourceAsset,
@@ -153,12 +154,24 @@ export async function replicateWork(
             abort.abort(new RetryableError(`${id}: the lease was lost to another worker`));
         });
   try {
-    await discardLeftovers(deps, objectKey, asset.bytes, log);
-    const opened = await deps.source.open(asset, { signal });
-    const body = new PassThrough();
+    const from = await resumePoint(deps, id, objectKey, asset, log);
+    // A partial copy holding every byte needs nothing more from the source.
+    const whole = from !== undefined && from.bytes >= asset.bytes && asset.bytes > 0;
+    const opened = whole
+      ? { stream: Readable.from([]) }
+      : await deps.source.open(asset, { signal, ...(from ? { offset: from.bytes } : {}) });
     const counting = deps.onBytes;
-    if (counting) body.on('data', (chunk: Buffer) => counting(chunk.length));
+    // Counted on the way through: a 'data' listener would let bytes flow before the store reads them.
+    const body = counting
+      ? new Transform({
+          transform(chunk: Buffer, _encoding, callback) {
+            counting(chunk.length);
+            callback(null, chunk);
+          },
+        })
+      : new PassThrough();
     const transfer = pipeline(opened.stream, body, { signal });
+    const saveCheckpoint = deps.state.saveCheckpoint?.bind(deps.state);
     // The store hashes the bytes once and refuses to commit them unless they are what was listed.
     const upload = deps.store.put(objectKey, body, {
       metadata: objectMetadata(asset),
@@ -166,6 +179,15 @@ export async function replicateWork(
       signal,
       sizeHint: asset.bytes,
       expected: { bytes: asset.bytes > 0 || asset.version > 0 ? asset.bytes : undefined, md5: asset.etag },
+      ...(deps.store.resume
+        ? {
+            resumable: {
+              version: asset.version,
+              from,
+              ...(saveCheckpoint ? { onCheckpoint: (checkpoint) => saveCheckpoint(id, checkpoint) } : {}),
+            },
+          }
+        : {}),
     });
     const [put] = await Promise.all([upload, transfer]).catch((error: unknown) => {
       abort.abort(error);
@@ -190,6 +212,7 @@ export async function replicateWork(
       attempts: 0,
       verifiedBy,
     });
+    await dropCheckpoint(deps, id, log);
     if (!recorded) return { outcome: 'skipped', reason: 'newer-version-recorded' };
     log.debug('replicated', { id, bytes: put.bytes, md5: put.md5, versionId: put.versionId });
     return { outcome: 'replicated', bytes: put.bytes, md5: put.md5, verifiedBy };
@@ -198,6 +221,9 @@ export async function replicateWork(
     const error: unknown = abort.signal.aborted ? (abort.signal.reason ?? caught) : caught;
     const message = describeError(error);
     const disposition: Disposition = dispositionOf(error);
+    // A copy that will not be continued gives its partial upload back now, not at the lifecycle rule.
+    if (disposition !== 'fatal' && (disposition !== 'retry' || work.receiveCount >= deps.maxReceives))
+      await discardPartialCopy(deps, id, objectKey, log);
     if (disposition === 'gone') {
       await deps.state.recordFailure({ ...asset, objectKey }, message, owner);
       await deps.state.markDeleted([id], now().toISOString());
@@ -233,6 +259,51 @@ export async function replicateWork(
     return { outcome: 'retry', error: message, delaySeconds };
   } finally {
     await heartbeat?.stop();
+  }
+}
+
+/**
+ * Where an interrupted copy of this version continues (undefined: from byte 0). A store that can
+ * resume checks the saved checkpoint against what it holds; others discard what a dead copy left.
+ */
+async function resumePoint(
+  deps: Pick<ReplicateDeps, 'store' | 'state'>,
+  id: string,
+  key: string,
+  asset: SourceAsset,
+  log: Log,
+): Promise<CopyCheckpoint | undefined> {
+  if (!deps.store.resume) {
+    await discardLeftovers(deps, key, asset.bytes, log);
+    return undefined;
+  }
+  const saved = await deps.state.getCheckpoint?.(id);
+  const from = await deps.store.resume(key, asset.version, saved);
+  if (saved && !from) await dropCheckpoint(deps, id, log);
+  if (from) log.info('continuing an interrupted copy', { id, bytes: from.bytes, of: asset.bytes });
+  return from;
+}
+
+async function dropCheckpoint(deps: Pick<ReplicateDeps, 'state'>, id: string, log: Log): Promise<void> {
+  try {
+    await deps.state.dropCheckpoint?.(id);
+  } catch (error) {
+    // A stale checkpoint is checked against the store before use, so leaving one is harmless.
+    log.warn('could not drop a copy checkpoint', { id, error: describeError(error) });
+  }
+}
+
+async function discardPartialCopy(
+  deps: Pick<ReplicateDeps, 'store' | 'state'>,
+  id: string,
+  key: string,
+  log: Log,
+): Promise<void> {
+  await dropCheckpoint(deps, id, log);
+  try {
+    await deps.store.discardIncomplete?.(key);
+  } catch (error) {
+    log.warn('could not discard a partial copy', { key, error: describeError(error) });
   }
 }
 
