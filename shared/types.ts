@@ -314,12 +314,16 @@ export interface StateStore {
   getCheckpoint?(id: string): Promise<CopyCheckpoint | undefined>;
   saveCheckpoint?(id: string, checkpoint: CopyCheckpoint): Promise<void>;
   dropCheckpoint?(id: string): Promise<void>;
+  /** Frees `owner`'s lease without recording anything (a copy handed over to a next invocation). */
+  releaseLease?(ref: AssetRef, owner: string): Promise<void>;
 }
 
 /** A message on the work queue: one asset to copy. */
 export interface WorkItem {
   runId: string;
   asset: SourceAsset;
+  /** Invocations that have handed this copy over so far (a copy longer than one invocation). */
+  handovers?: number;
 }
 
 export interface ReceivedWork {

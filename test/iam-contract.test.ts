@@ -33,7 +33,7 @@ interface Scenario {
  * One daily run of the deployed stack on moto, every AWS request recorded: the schedule starts
  * the enumerator, the Admin API budget runs out and it pauses with a continuation schedule, the
  * continuation finishes the listing and finalizes; the worker copies every asset (one multipart),
- * retries a flaky one and dead-letters one that always arrives cut short.
+ * retries a flaky one and dead-letters one that is always refused.
  */
 async function dailyRun(context: Record<string, string | undefined>): Promise<Scenario> {
   const library = generateLibrary({
@@ -47,14 +47,9 @@ async function dailyRun(context: Record<string, string | undefined>): Promise<Sc
   let now = START;
   const double = await startCloudinaryDouble({ library, rateLimitPerHour: 6, now: () => now });
   double.faults.add({ route: 'delivery', publicId: 'flaky', kind: 'status', status: 503, times: 1 });
-  // Always cut short: detected by its size in either listing, retried, then dead-lettered.
-  double.faults.add({
-    route: ['delivery', 'download'],
-    publicId: 'truncated',
-    kind: 'short',
-    afterBytes: 20_000,
-  });
-  // Cut after the first part: the multipart upload already started is aborted, then retried whole.
+  // Always refused: retried, then dead-lettered (a body cut short is continued where it stopped).
+  double.faults.add({ route: ['delivery', 'download'], publicId: 'truncated', kind: 'status', status: 503 });
+  // Cut after the first part: the download is continued from where it stopped, in the same upload.
   double.faults.add({
     route: 'delivery',
     publicId: 'long/take',
@@ -114,7 +109,12 @@ const NEEDED_ON_PATHS_NOT_TAKEN: Record<string, Record<string, string>> = {
     's3:AbortMultipartUpload':
       'a joined manifest past the part size (about 50,000 assets) is a multipart upload, aborted if it fails',
   },
-  replicate: {},
+  replicate: {
+    's3:ListMultipartUploadParts':
+      'a copy interrupted mid-file (kill, deadline, stall) is continued once ListParts shows its recorded parts',
+    'sqs:SendMessage':
+      'a copy still running at the deadline after progress is handed to a next invocation with a new message',
+  },
 };
 
 /** Granted actions that no request of either run used, and that the Lambda service does not use either. */

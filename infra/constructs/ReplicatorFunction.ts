@@ -4,7 +4,7 @@ import type { Duration } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IRole } from 'aws-cdk-lib/aws-iam';
-import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { Architecture, RecursiveLoop, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -43,6 +43,8 @@ export interface ReplicatorFunctionProps {
   memorySize: number;
   timeout: Duration;
   reservedConcurrentExecutions?: number;
+  /** Lambda's recursive loop detection (Terminate by default). */
+  recursiveLoop?: RecursiveLoop;
   logRetention: RetentionDays;
   serviceName: string;
   metricsNamespace: string;
@@ -80,6 +82,7 @@ export class ReplicatorFunction extends NodejsFunction {
       memorySize: props.memorySize,
       timeout: props.timeout,
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+      ...(props.recursiveLoop ? { recursiveLoop: props.recursiveLoop } : {}),
       role: executionRole,
       logGroup,
       environment: {

@@ -16,6 +16,7 @@ import type {
   WorkQueue,
 } from '../types.js';
 import { heartbeatIntervalMs, startHeartbeat } from './heartbeat.js';
+import { resumingBody } from './resumingBody.js';
 import { silentLog, type Log } from './log.js';
 
 export interface ReplicateDeps {
@@ -42,6 +43,8 @@ export type ReplicateResult =
   | { outcome: 'replicated'; bytes: number; md5: string; verifiedBy: Verification }
   | { outcome: 'skipped'; reason: 'already-replicated' | 'newer-version-recorded' }
   | { outcome: 'gone' }
+  /** Stopped at the invocation's deadline after progress; a new message continues it from `bytes`. */
+  | { outcome: 'handed-over'; bytes: number }
   | { outcome: 'retry'; error: string; delaySeconds: number }
   | { outcome: 'dead-lettered'; error: string };
 
@@ -71,6 +74,12 @@ export function objectMetadata(asset: SourceAsset): Record<string, string> {
   if (asset.etag) metadata[META.md5] = asset.etag;
   return metadata;
 }
+
+/**
+ * Handovers of one copy at most: with 885 s per invocation at 6 MB/s, 5.3 GB each, so 500 reach
+ * far past S3's 5 TiB object; only a copy that made progress is handed over.
+ */
+export const MAX_HANDOVERS = 1000;
 
 /** Delay before looking again at an asset another worker is copying. */
 const BUSY_RETRY_SECONDS = 10;
@@ -153,13 +162,16 @@ export async function replicateWork(
           if (renewed === 'busy')
             abort.abort(new RetryableError(`${id}: the lease was lost to another worker`));
         });
+  let started = 0;
+  let reached = 0;
   try {
     const from = await resumePoint(deps, id, objectKey, asset, log);
+    started = reached = from?.bytes ?? 0;
     // A partial copy holding every byte needs nothing more from the source.
     const whole = from !== undefined && from.bytes >= asset.bytes && asset.bytes > 0;
-    const opened = whole
-      ? { stream: Readable.from([]) }
-      : await deps.source.open(asset, { signal, ...(from ? { offset: from.bytes } : {}) });
+    const opened = {
+      stream: whole ? Readable.from([]) : resumingBody(deps.source, asset, from?.bytes ?? 0, signal, log),
+    };
     const counting = deps.onBytes;
     // Counted on the way through: a 'data' listener would let bytes flow before the store reads them.
     const body = counting
@@ -172,6 +184,10 @@ export async function replicateWork(
       : new PassThrough();
     const transfer = pipeline(opened.stream, body, { signal });
     const saveCheckpoint = deps.state.saveCheckpoint?.bind(deps.state);
+    const onCheckpoint = async (checkpoint: CopyCheckpoint) => {
+      await saveCheckpoint?.(id, checkpoint);
+      reached = checkpoint.bytes;
+    };
     // The store hashes the bytes once and refuses to commit them unless they are what was listed.
     const upload = deps.store.put(objectKey, body, {
       metadata: objectMetadata(asset),
@@ -184,7 +200,7 @@ export async function replicateWork(
             resumable: {
               version: asset.version,
               from,
-              ...(saveCheckpoint ? { onCheckpoint: (checkpoint) => saveCheckpoint(id, checkpoint) } : {}),
+              ...(saveCheckpoint ? { onCheckpoint } : {}),
             },
           }
         : {}),
@@ -220,6 +236,13 @@ export async function replicateWork(
     // A lost lease aborts the copy; its reason says more than the stream's AbortError.
     const error: unknown = abort.signal.aborted ? (abort.signal.reason ?? caught) : caught;
     const message = describeError(error);
+    if (options.signal?.aborted && reached > started) {
+      const handed = await handOver(deps, work, owner, log).catch((failure: unknown) => {
+        log.warn('could not hand a copy over', { id, error: describeError(failure) });
+        return false;
+      });
+      if (handed) return { outcome: 'handed-over', bytes: reached };
+    }
     const disposition: Disposition = dispositionOf(error);
     // A copy that will not be continued gives its partial upload back now, not at the lifecycle rule.
     if (disposition !== 'fatal' && (disposition !== 'retry' || work.receiveCount >= deps.maxReceives))
@@ -260,6 +283,24 @@ export async function replicateWork(
   } finally {
     await heartbeat?.stop();
   }
+}
+
+/**
+ * Passes a copy stopped by the invocation's deadline to a next invocation: a new message for the
+ * same asset (its receive count starts again, since this one made progress) once the lease is free.
+ */
+async function handOver(
+  deps: Pick<ReplicateDeps, 'queue' | 'state'>,
+  work: ReceivedWork,
+  owner: string,
+  log: Log,
+): Promise<boolean> {
+  const handovers = (work.item.handovers ?? 0) + 1;
+  if (!deps.state.releaseLease || handovers > MAX_HANDOVERS) return false;
+  await deps.state.releaseLease(work.item.asset, owner);
+  await deps.queue.sendBatch([{ ...work.item, handovers }]);
+  log.info('handed a copy over to the next invocation', { publicId: work.item.asset.publicId, handovers });
+  return true;
 }
 
 /**
