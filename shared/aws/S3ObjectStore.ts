@@ -176,7 +176,6 @@ export class S3ObjectStore implements ObjectStore {
         expected,
         ...(resumable?.from ? { from: resumable.from } : {}),
         ...(resumable?.onCheckpoint ? { onCheckpoint: resumable.onCheckpoint } : {}),
-        ...(options.signal ? { signal: options.signal } : {}),
         send: (call, action) => this.send(call, action),
       });
     } catch (error) {

@@ -26,7 +26,6 @@ export interface ResumableUploadParams {
   expected: { bytes?: number; md5?: string };
   from?: CopyCheckpoint;
   onCheckpoint?: (checkpoint: CopyCheckpoint) => Promise<void>;
-  signal?: AbortSignal;
   /** Wraps each S3 call (classification of its errors). */
   send: <T>(call: () => Promise<T>, action: string) => Promise<T>;
 }
@@ -51,7 +50,8 @@ export async function resumableUpload(
   body: Readable,
   params: ResumableUploadParams,
 ): Promise<{ versionId?: string; bytes: number; md5: string }> {
-  const { s3, bucket, key, partSize, expected, signal, send } = params;
+  // No abort signal on parts already read: at a deadline they finish and are recorded, not sent again.
+  const { s3, bucket, key, partSize, expected, send } = params;
   const from = params.from;
   const hasher = await createMD5();
   if (from?.md5State) hasher.load(Buffer.from(from.md5State, 'base64'));
@@ -138,7 +138,6 @@ export async function resumableUpload(
             ContentMD5: createHash('md5').update(data).digest('base64'),
             ChecksumAlgorithm: 'CRC32',
           }),
-          { abortSignal: signal },
         ),
       `uploading part ${number} of ${key}`,
     ).then((answer) => partEntry(answer.ETag ?? '', answer.ChecksumCRC32));
