@@ -254,7 +254,7 @@ export async function resumeSection(context: BenchContext): Promise<SectionResul
       num(trial.openUploads),
     ]),
     notes: [
-      'Deliveries throttled to 25 MB/s each; each kill lands once the bytes on disk (backup) or in S3 objects and uploaded parts (replicate) pass the next of 10 points spread over the library.',
+      `Deliveries throttled to ${(trials[0]?.throttle ?? 0) / 1e6} MB/s each; each kill lands once the bytes on disk (backup) or in S3 objects and uploaded parts (replicate) pass the next of 10 points spread over the library.`,
       `Run times: ${trials.map((t) => `${t.command} ${seconds(t.seconds)}`).join(', ')}.`,
     ],
   };

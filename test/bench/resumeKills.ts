@@ -27,6 +27,8 @@ const TSX_CLI = createRequire(import.meta.url).resolve('tsx/cli');
 const MB = 1_000_000;
 
 export interface KillTrials {
+  /** Bytes per second each delivery was throttled to. */
+  throttle: number;
   command: 'backup' | 'replicate';
   label: string;
   assets: number;
@@ -48,10 +50,13 @@ function killLibrary(mode: Mode) {
   const quick = mode === 'quick';
   return {
     seed: 'bench-resume-kills',
-    counts: { video: { upload: quick ? 3 : 6 } },
-    sizes: { video: quick ? ([20 * MB, 80 * MB] as const) : ([20 * MB, 500 * MB] as const) },
+    counts: { video: { upload: quick ? 3 : 8 } },
+    sizes: { video: quick ? ([20 * MB, 80 * MB] as const) : ([100 * MB, 500 * MB] as const) },
   };
 }
+
+/** Per delivery: slow enough that a kill lands mid-file and little sits in socket buffers when it does. */
+const throttle = (mode: Mode) => (mode === 'quick' ? 2 * MB : 8 * MB);
 
 function startCli(args: string[], env: Record<string, string>): ChildProcess {
   const child = spawn(process.execPath, [TSX_CLI, ...args], {
@@ -156,7 +161,11 @@ export async function killTrials(
   try {
     await warmEtags(library);
     // Slow enough that each kill lands inside a file: 10 kills over the library's length.
-    double.faults.add({ route: ['delivery', 'download'], kind: 'bandwidth', bytesPerSecond: 25 * MB });
+    double.faults.add({
+      route: ['delivery', 'download'],
+      kind: 'bandwidth',
+      bytesPerSecond: throttle(context.mode),
+    });
     let args: string[];
     let env: Record<string, string> = { CLOUDINARY_URL: double.cloudinaryUrl };
     if (command === 'backup') {
@@ -222,6 +231,7 @@ export async function killTrials(
         : (await readdir(join(dest, LOCAL_CONTROL_DIR, 'tmp')).catch(() => [])).length;
     return {
       command,
+      throttle: throttle(context.mode),
       label: `${library.size} videos ${killLibrary(context.mode)
         .sizes.video.map((s) => s / MB)
         .join('–')} MB`,
