@@ -180,4 +180,37 @@ describe('a backup killed with kill -9 in the middle of its files', { timeout: 1
     expect(waste).toBeLessThanOrEqual(1.05);
     expect(await readdir(join(dest, LOCAL_CONTROL_DIR, 'tmp')), 'partial files cleared').toEqual([]);
   });
+
+  it('a download cut off midway is continued from where it stopped in the same run, not fetched again from its first byte', async () => {
+    const [asset] = double.library.all();
+    if (!asset) throw new Error('no asset');
+    const dest = freshFolder('cut-off');
+    double.counters.reset();
+    const cut = double.faults.add({
+      route: ['delivery', 'download'],
+      publicId: asset.public_id,
+      // Closed cleanly before the announced length: every byte sent arrives, the rest is missing.
+      kind: 'short',
+      afterBytes: 1_000_000,
+      times: 1,
+    });
+    const before = double.requestLog.length;
+
+    const summary = await runBackup(backupOptions(double, dest, { concurrency: CONCURRENCY }));
+
+    double.faults.remove(cut);
+    const requests = double.requestLog
+      .slice(before)
+      .filter(
+        (entry) =>
+          entry.publicId === asset.public_id && (entry.kind === 'delivery' || entry.kind === 'download'),
+      );
+    expect(summary.failed).toEqual([]);
+    expect(await differencesFromLibrary(dest, double.library)).toEqual([]);
+    expect(requests.map((entry) => entry.status)).toEqual([200, 206]);
+    // Only what sat in the process's stream buffers when the body failed is fetched twice.
+    expect(requests.reduce((sum, entry) => sum + (entry.bytes ?? 0), 0)).toBeLessThanOrEqual(
+      asset.bytes + 256 * 1024,
+    );
+  });
 });

@@ -12,6 +12,7 @@ import type {
   ReceivedWork,
   SourceAsset,
   StateStore,
+  StoredObject,
   Verification,
   WorkQueue,
 } from '../types.js';
@@ -165,8 +166,33 @@ export async function replicateWork(
   let started = 0;
   let reached = 0;
   try {
-    const from = await resumePoint(deps, id, objectKey, asset, log);
+    const { from, saved } = await resumePoint(deps, id, objectKey, asset, log);
     started = reached = from?.bytes ?? 0;
+    const finished = await completedEarlier(deps, objectKey, asset, saved, from);
+    if (finished) {
+      // Completed by an attempt that stopped before recording it: recorded now, nothing fetched.
+      const verifiedBy: Verification = asset.etag ? 'md5' : 'size';
+      const recorded = await deps.state.recordReplicated({
+        id,
+        resourceType: asset.resourceType,
+        deliveryType: asset.deliveryType,
+        publicId: asset.publicId,
+        assetId: asset.assetId,
+        version: asset.version,
+        bytes: finished.bytes,
+        md5: finished.md5 as string,
+        objectKey,
+        objectVersionId: finished.versionId,
+        status: 'replicated',
+        replicatedAt: now().toISOString(),
+        lastSeenRun: runId,
+        attempts: 0,
+        verifiedBy,
+      });
+      await dropCheckpoint(deps, id, log);
+      if (!recorded) return { outcome: 'skipped', reason: 'newer-version-recorded' };
+      return { outcome: 'replicated', bytes: finished.bytes, md5: finished.md5 as string, verifiedBy };
+    }
     // A partial copy holding every byte needs nothing more from the source.
     const whole = from !== undefined && from.bytes >= asset.bytes && asset.bytes > 0;
     const opened = {
@@ -313,16 +339,39 @@ async function resumePoint(
   key: string,
   asset: SourceAsset,
   log: Log,
-): Promise<CopyCheckpoint | undefined> {
+): Promise<{ from?: CopyCheckpoint; saved?: CopyCheckpoint }> {
   if (!deps.store.resume) {
     await discardLeftovers(deps, key, asset.bytes, log);
-    return undefined;
+    return {};
   }
   const saved = await deps.state.getCheckpoint?.(id);
   const from = await deps.store.resume(key, asset.version, saved);
   if (saved && !from) await dropCheckpoint(deps, id, log);
   if (from) log.info('continuing an interrupted copy', { id, bytes: from.bytes, of: asset.bytes });
-  return from;
+  return { ...(from ? { from } : {}), ...(saved ? { saved } : {}) };
+}
+
+/**
+ * A checkpoint holding every byte whose upload is gone: the attempt that made it may have completed
+ * the object and stopped before recording it. The object there is that copy when it names this
+ * version, size and (when the source gives one) MD5.
+ */
+async function completedEarlier(
+  deps: Pick<ReplicateDeps, 'store'>,
+  key: string,
+  asset: SourceAsset,
+  saved: CopyCheckpoint | undefined,
+  from: CopyCheckpoint | undefined,
+): Promise<StoredObject | undefined> {
+  if (from || !saved || saved.version !== asset.version || saved.bytes < asset.bytes) return undefined;
+  const found = await deps.store.head(key).catch(() => undefined);
+  const matches =
+    found !== undefined &&
+    found.metadata[META.version] === String(asset.version) &&
+    found.bytes === asset.bytes &&
+    found.md5 !== undefined &&
+    (asset.etag === undefined || found.md5 === asset.etag.toLowerCase());
+  return matches ? found : undefined;
 }
 
 async function dropCheckpoint(deps: Pick<ReplicateDeps, 'state'>, id: string, log: Log): Promise<void> {
