@@ -240,6 +240,7 @@ export async function resumeSection(context: BenchContext): Promise<SectionResul
       'Kills',
       'MB served',
       'Downloaded ÷ needed',
+      'Lost at the kills',
       'Wrong files',
       'Open uploads / partials',
     ],
@@ -250,11 +251,13 @@ export async function resumeSection(context: BenchContext): Promise<SectionResul
       num(trial.kills),
       mb(trial.served),
       num(trial.waste, 3),
+      `${mb(trial.lostAtKills)} MB`,
       num(trial.wrongFiles),
       num(trial.openUploads),
     ]),
     notes: [
       `Deliveries throttled to ${(trials[0]?.throttle ?? 0) / 1e6} MB/s each; each kill lands once the bytes on disk (backup) or in S3 objects and uploaded parts (replicate) pass the next of 10 points spread over the library.`,
+      'Lost at the kills: served to the killed runs but neither on disk nor in S3 when the last one died — bytes in socket buffers and in the process (for replicate, the parts being read or uploaded), fetched again.',
       `Run times: ${trials.map((t) => `${t.command} ${seconds(t.seconds)}`).join(', ')}.`,
     ],
   };

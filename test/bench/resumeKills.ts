@@ -39,6 +39,8 @@ export interface KillTrials {
   waste: number;
   wrongFiles: number;
   openUploads: number;
+  /** Served to the killed runs but not kept (on disk, or in S3 parts and objects) when the last one died. */
+  lostAtKills: number;
   seconds: number;
 }
 
@@ -211,15 +213,20 @@ export async function killTrials(
       await end;
       landed += 1;
     }
+    // What the killed runs were served (counted once their connections closed) and what they kept.
+    const settle = async () => {
+      let before = -1;
+      while (served(double) !== before) {
+        before = served(double);
+        await sleep(500);
+      }
+      return before;
+    };
+    const lostAtKills = (await settle()) - (await progress());
     const last = startCli(args, env);
     const code = await exited(last);
     if (code !== 0) throw new Error(`the completing ${command} run failed (exit ${code})`);
-    // The double counts a response once its connection has closed.
-    let before = -1;
-    while (served(double) !== before) {
-      before = served(double);
-      await sleep(500);
-    }
+    await settle();
     const wrongFiles =
       command === 'backup'
         ? (await differencesFromLibrary(dest, double.library)).length
@@ -242,6 +249,7 @@ export async function killTrials(
       waste: served(double) / libraryBytes,
       wrongFiles,
       openUploads,
+      lostAtKills,
       seconds: (performance.now() - started) / 1000,
     };
   } finally {
