@@ -150,10 +150,12 @@ export class ReplicatorStack extends Stack {
         'dynamodb:Query',
       ])
       // Multipart uploads, continued by a later attempt once ListParts shows the recorded parts
-      // (aborted when the version changes or the copy is given up); an asset whose MD5 the source
-      // did not announce gets it as a tag on the version just written.
+      // (aborted when the version changes or the copy is given up), or found completed by an attempt
+      // that died before recording it (HeadObject); an asset whose MD5 the source did not announce
+      // gets it as a tag on the version just written.
       .bindBucket(this.backup.bucket, ASSETS_PREFIX, [
         's3:PutObject',
+        's3:GetObject',
         's3:AbortMultipartUpload',
         's3:ListMultipartUploadParts',
         's3:PutObjectVersionTagging',

@@ -112,6 +112,8 @@ const NEEDED_ON_PATHS_NOT_TAKEN: Record<string, Record<string, string>> = {
   replicate: {
     's3:ListMultipartUploadParts':
       'a copy interrupted mid-file (kill, deadline, stall) is continued once ListParts shows its recorded parts',
+    's3:GetObject':
+      'a copy whose upload was completed by an attempt that died before recording it is found with HeadObject',
     'sqs:SendMessage':
       'a copy still running at the deadline after progress is handed to a next invocation with a new message',
   },

@@ -377,6 +377,7 @@ describe('functions', () => {
         Effect: 'Allow',
         Action: [
           's3:PutObject',
+          's3:GetObject',
           's3:AbortMultipartUpload',
           's3:ListMultipartUploadParts',
           's3:PutObjectVersionTagging',
