@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { CfnOutput, Duration, Stack } from 'aws-cdk-lib';
 import type { StackProps } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import { EventSourceMapping, FunctionUrlAuthType } from 'aws-cdk-lib/aws-lambda';
+import { EventSourceMapping, FunctionUrlAuthType, RecursiveLoop } from 'aws-cdk-lib/aws-lambda';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import type { ReplicatorConfig } from './config.js';
@@ -83,6 +83,10 @@ export class ReplicatorStack extends Stack {
       description: 'Copies one batch of Cloudinary assets into the backup bucket, verified',
       memorySize: config.workerMemoryMb,
       timeout: Duration.seconds(config.workerTimeoutSeconds),
+      // A copy longer than one invocation continues through a new message on its own queue: past
+      // ~16 hops Lambda would stop it (a 5 GB/invocation chain ends near 85 GB at 6 MB/s), so the
+      // loop is allowed and bounded by the engine (progress on every hop, MAX_HANDOVERS).
+      recursiveLoop: RecursiveLoop.ALLOW,
     });
     this.work = new WorkQueue(this, 'Work', {
       consumerTimeout: Duration.seconds(config.workerTimeoutSeconds),
@@ -140,23 +144,32 @@ export class ReplicatorStack extends Stack {
 
     this.replicate
       // Leases and records (UpdateItem, PutItem), the failures of earlier attempts (BatchGetItem),
-      // run counters credited to the latest run (Query, UpdateItem).
+      // run counters credited to the latest run (Query, UpdateItem), the checkpoint of a copy in
+      // progress (GetItem, PutItem, DeleteItem).
       .bindTable(this.state.table, [
         'dynamodb:BatchGetItem',
+        'dynamodb:GetItem',
         'dynamodb:PutItem',
         'dynamodb:UpdateItem',
+        'dynamodb:DeleteItem',
         'dynamodb:Query',
       ])
-      // Multipart uploads (aborted when a copy fails); an asset whose MD5 the source did not
-      // announce gets it as a tag on the version just written.
+      // Multipart uploads, continued by a later attempt once ListParts shows the recorded parts
+      // (aborted when the version changes or the copy is given up), or found completed by an attempt
+      // that died before recording it (HeadObject); an asset whose MD5 the source did not announce
+      // gets it as a tag on the version just written.
       .bindBucket(this.backup.bucket, ASSETS_PREFIX, [
         's3:PutObject',
+        's3:GetObject',
         's3:AbortMultipartUpload',
+        's3:ListMultipartUploadParts',
         's3:PutObjectVersionTagging',
       ])
       // The event source mapping receives and deletes with this role (SERVICE_USED_ACTIONS); the
-      // worker itself delays a retry (ChangeMessageVisibility) and deletes what it dead-letters.
+      // worker itself delays a retry (ChangeMessageVisibility), deletes what it dead-letters and
+      // hands a copy still running at its deadline to a next invocation (SendMessage).
       .bindQueue(this.work.queue, 'QUEUE_URL', [
+        'sqs:SendMessage',
         'sqs:ReceiveMessage',
         'sqs:DeleteMessage',
         'sqs:GetQueueAttributes',

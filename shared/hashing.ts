@@ -14,15 +14,19 @@ export interface Expected {
  * that commits only on a clean end (multipart complete, rename) never commits wrong bytes.
  */
 export class VerifyingStream extends Transform {
-  private readonly hash: Hash = createHash('md5');
-  private count = 0;
+  private readonly hash: Hash;
+  private count: number;
   private digest?: string;
 
+  /** `start`: a resumed copy, the hash and count of the bytes kept before this stream's first byte. */
   constructor(
     private readonly expected: Expected = {},
     private readonly label = 'asset',
+    start?: { hash: Hash; bytes: number },
   ) {
     super();
+    this.hash = start?.hash ?? createHash('md5');
+    this.count = start?.bytes ?? 0;
   }
 
   get bytes(): number {

@@ -100,6 +100,32 @@ export interface PutOptions {
    * object becomes visible, so each byte is hashed once.
    */
   expected?: { bytes?: number; md5?: string };
+  /**
+   * A copy that may stop and continue: `body` starts at `from.bytes` (a checkpoint the store's
+   * `resume` validated), and the store reports each durable step so a later attempt continues there.
+   */
+  resumable?: {
+    version: number;
+    from?: CopyCheckpoint;
+    onCheckpoint?: (checkpoint: CopyCheckpoint) => Promise<void>;
+  };
+}
+
+/**
+ * How far an interrupted copy of one version of an asset got, so the next attempt continues it:
+ * the source is read again from `bytes`, nothing before it is fetched or uploaded twice.
+ */
+export interface CopyCheckpoint {
+  key: string;
+  version: number;
+  /** Bytes kept: the source continues from this offset. */
+  bytes: number;
+  /** MD5 state of those bytes (hash-wasm `save()`, base64), when the store cannot re-read them cheaply. */
+  md5State?: string;
+  /** S3: the multipart upload kept open, its part size and the ETags of parts 1..n (all whole). */
+  uploadId?: string;
+  partSize?: number;
+  parts?: string[];
 }
 
 export interface PutResult {
@@ -140,6 +166,12 @@ export interface ObjectStore {
    * it never uploads so small an object in parts. Stores without partial uploads need not implement it.
    */
   discardIncomplete?(key: string, bytes?: number): Promise<number>;
+  /**
+   * Resumable stores: the part of an interrupted copy of `version` that can be kept (`saved` is the
+   * state store's checkpoint, if any), checked against what the store holds; undefined to start
+   * over. Leftovers of other versions, or that do not check, are discarded.
+   */
+  resume?(key: string, version: number, saved?: CopyCheckpoint): Promise<CopyCheckpoint | undefined>;
 }
 
 /**
@@ -278,12 +310,20 @@ export interface StateStore {
   latestRun(): Promise<RunRecord | undefined>;
   /** Adds to a run's counters atomically (many workers report into one run). */
   addToRunCounters(runId: string, delta: Partial<RunCounters>): Promise<void>;
+  /** Copies in progress (stores whose partial copies the object store cannot describe alone). */
+  getCheckpoint?(id: string): Promise<CopyCheckpoint | undefined>;
+  saveCheckpoint?(id: string, checkpoint: CopyCheckpoint): Promise<void>;
+  dropCheckpoint?(id: string): Promise<void>;
+  /** Frees `owner`'s lease without recording anything (a copy handed over to a next invocation). */
+  releaseLease?(ref: AssetRef, owner: string): Promise<void>;
 }
 
 /** A message on the work queue: one asset to copy. */
 export interface WorkItem {
   runId: string;
   asset: SourceAsset;
+  /** Invocations that have handed this copy over so far (a copy longer than one invocation). */
+  handovers?: number;
 }
 
 export interface ReceivedWork {

@@ -42,7 +42,7 @@ import {
   ConfigError,
 } from '../shared/errors.js';
 import { assetIdOf } from '../shared/keys.js';
-import type { AssetState, ReceivedWork, WorkItem } from '../shared/types.js';
+import type { AssetState, CopyCheckpoint, ReceivedWork, WorkItem } from '../shared/types.js';
 import { objectStoreContract } from './contracts/objectStoreContract.js';
 import { stateStoreContract } from './contracts/stateStoreContract.js';
 import {
@@ -203,6 +203,93 @@ describe('S3ObjectStore leftovers', () => {
 
     expect((left.Uploads ?? []).map((u) => u.Key)).toEqual([`${key}.other`]);
     await expect(store.discardIncomplete(key)).resolves.toBe(0);
+  });
+});
+
+describe('S3ObjectStore resumable copies', () => {
+  const key = 'assets/video/upload/resumed.mp4';
+
+  it('a copy cut off after two parts keeps its upload open and its parts recorded; the next attempt sends only the rest', async () => {
+    const bucket = await newBucket();
+    const store = new S3ObjectStore({ s3: bed.clients.s3, bucket, partSize: 5 * MiB, queueSize: 1 });
+    // The bytes failingBody sends, continued: its first 11 MiB arrive before the cut.
+    const data = Buffer.concat(Array.from({ length: 52 }, (_, i) => bytesOf(256 * 1024, i * 256 * 1024 + 7)));
+    const checkpoints: CopyCheckpoint[] = [];
+    const expected = { bytes: data.length, md5: md5Of(data) };
+
+    await expect(
+      store.put(key, failingBody(11 * MiB), {
+        metadata: {},
+        sizeHint: data.length,
+        expected,
+        resumable: { version: 4, onCheckpoint: async (checkpoint) => void checkpoints.push(checkpoint) },
+      }),
+    ).rejects.toThrow('connection reset');
+    const saved = checkpoints.at(-1);
+    const from = await store.resume(key, 4, saved);
+    const put = await store.put(key, bodyOf(data.subarray(from?.bytes)), {
+      metadata: {},
+      sizeHint: data.length,
+      expected,
+      resumable: { version: 4, from, onCheckpoint: async (checkpoint) => void checkpoints.push(checkpoint) },
+    });
+    const back = await readAll(await store.get(key));
+
+    expect(saved).toMatchObject({ bytes: 10 * MiB, parts: [expect.any(String), expect.any(String)] });
+    expect(from).toEqual(saved);
+    expect(put).toMatchObject({ bytes: data.length, md5: md5Of(data) });
+    expect(checkpoints.map((checkpoint) => checkpoint.bytes)).toEqual([5 * MiB, 10 * MiB, 13 * MiB]);
+    expect(back.equals(data)).toBe(true);
+    expect(
+      (await bed.clients.s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? [],
+    ).toEqual([]);
+  });
+
+  it('a checkpoint of another version, or whose parts S3 no longer has, is dropped and its upload aborted', async () => {
+    const bucket = await newBucket();
+    const store = new S3ObjectStore({ s3: bed.clients.s3, bucket, partSize: 5 * MiB, queueSize: 1 });
+    const checkpoints: CopyCheckpoint[] = [];
+    await expect(
+      store.put(key, failingBody(6 * MiB), {
+        metadata: {},
+        sizeHint: 20 * MiB,
+        resumable: { version: 4, onCheckpoint: async (checkpoint) => void checkpoints.push(checkpoint) },
+      }),
+    ).rejects.toThrow('connection reset');
+    const saved = checkpoints.at(-1);
+
+    const tampered = saved && { ...saved, parts: ['"0123"'] };
+    await expect(store.resume(key, 4, tampered)).resolves.toBeUndefined();
+    const leftAfterTamper = (await bed.clients.s3.send(new ListMultipartUploadsCommand({ Bucket: bucket })))
+      .Uploads;
+    await expect(store.resume(key, 5, saved)).resolves.toBeUndefined();
+
+    expect(saved?.bytes).toBe(5 * MiB);
+    expect(leftAfterTamper ?? []).toEqual([]);
+  });
+
+  it('DynamoStateStore keeps, returns and drops a copy checkpoint beside the asset state', async () => {
+    const table = await newTable();
+    const state = new DynamoStateStore({ dynamo: bed.clients.dynamo, table });
+    const checkpoint: CopyCheckpoint = {
+      key,
+      version: 4,
+      bytes: 10 * MiB,
+      md5State: 'AAAA',
+      uploadId: 'upload-1',
+      partSize: 5 * MiB,
+      parts: Array.from({ length: 10_000 }, (_, i) => `"${md5Of(String(i))}" AAAAAA==`),
+    };
+
+    await state.saveCheckpoint('video/upload/resumed', checkpoint);
+    const back = await state.getCheckpoint('video/upload/resumed');
+    const listed = [];
+    for await (const asset of state.listAssets()) listed.push(asset);
+    await state.dropCheckpoint('video/upload/resumed');
+
+    expect(back).toEqual(checkpoint);
+    expect(listed).toEqual([]);
+    await expect(state.getCheckpoint('video/upload/resumed')).resolves.toBeUndefined();
   });
 });
 

@@ -35,7 +35,7 @@ interface Scenario {
  * One daily run of the deployed stack on moto, every AWS request recorded: the schedule starts
  * the enumerator, the Admin API budget runs out and it pauses with a continuation schedule, the
  * continuation finishes the listing and finalizes; the worker copies every asset (one multipart),
- * retries a flaky one and dead-letters one that always arrives cut short; sending work switched the
+ * retries a flaky one and dead-letters one that is always refused; sending work switched the
  * workers on, and the settle check switches them off once the copies are done.
  */
 async function dailyRun(context: Record<string, string | undefined>): Promise<Scenario> {
@@ -50,14 +50,9 @@ async function dailyRun(context: Record<string, string | undefined>): Promise<Sc
   let now = START;
   const double = await startCloudinaryDouble({ library, rateLimitPerHour: 6, now: () => now });
   double.faults.add({ route: 'delivery', publicId: 'flaky', kind: 'status', status: 503, times: 1 });
-  // Always cut short: detected by its size in either listing, retried, then dead-lettered.
-  double.faults.add({
-    route: ['delivery', 'download'],
-    publicId: 'truncated',
-    kind: 'short',
-    afterBytes: 20_000,
-  });
-  // Cut after the first part: the multipart upload already started is aborted, then retried whole.
+  // Always refused: retried, then dead-lettered (a body cut short is continued where it stopped).
+  double.faults.add({ route: ['delivery', 'download'], publicId: 'truncated', kind: 'status', status: 503 });
+  // Cut after the first part: the download is continued from where it stopped, in the same upload.
   double.faults.add({
     route: 'delivery',
     publicId: 'long/take',
@@ -142,7 +137,14 @@ const NEEDED_ON_PATHS_NOT_TAKEN: Record<string, Record<string, string>> = {
     's3:AbortMultipartUpload':
       'a joined manifest past the part size (about 50,000 assets) is a multipart upload, aborted if it fails',
   },
-  replicate: {},
+  replicate: {
+    's3:ListMultipartUploadParts':
+      'a copy interrupted mid-file (kill, deadline, stall) is continued once ListParts shows its recorded parts',
+    's3:GetObject':
+      'a copy whose upload was completed by an attempt that died before recording it is found with HeadObject',
+    'sqs:SendMessage':
+      'a copy still running at the deadline after progress is handed to a next invocation with a new message',
+  },
   webhook: {},
 };
 

@@ -374,6 +374,11 @@ describe('functions', () => {
     expect(env.WORKER_MAPPING_ID).toEqual({ Ref: mappingId });
   });
 
+  it('replicate may hand a long copy on through its own queue past the ~16 hops recursive loop detection allows', () => {
+    expect(functionNamed('Replicate').Properties?.RecursiveLoop).toBe('Allow');
+    expect(functionNamed('Enumerate').Properties?.RecursiveLoop).toBeUndefined();
+  });
+
   it('have roles of their own without AWS managed policies', () => {
     for (const id of ['Enumerate', 'Replicate'] as const) {
       const role = resources[roleIdOf(functionNamed(id))] as CfnResource;
@@ -398,7 +403,13 @@ describe('functions', () => {
     expect(objectStatements('Replicate')).toEqual([
       {
         Effect: 'Allow',
-        Action: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:PutObjectVersionTagging'],
+        Action: [
+          's3:PutObject',
+          's3:GetObject',
+          's3:AbortMultipartUpload',
+          's3:ListMultipartUploadParts',
+          's3:PutObjectVersionTagging',
+        ],
         Resource: onPrefix('assets/'),
       },
       // Lists unfinished uploads (IAM has no prefix condition for it) to abort what a dead copy left.
@@ -423,13 +434,14 @@ describe('functions', () => {
     ]);
   });
 
-  it('only the enumerator sends work, only the worker sends dead letters', () => {
+  it('the enumerator sends work, the worker sends dead letters and the copies it hands over', () => {
     const sendsTo = (id: 'Enumerate' | 'Replicate'): unknown[] =>
       statementsOf(policyOfRole(roleIdOf(functionNamed(id))))
         .filter((s) => asArray(s.Action).includes('sqs:SendMessage'))
         .flatMap((s) => asArray(s.Resource));
     expect(sendsTo('Enumerate')).toEqual([{ 'Fn::GetAtt': [logicalIdOf(stack.work.queue), 'Arn'] }]);
     expect(sendsTo('Replicate')).toEqual([
+      { 'Fn::GetAtt': [logicalIdOf(stack.work.queue), 'Arn'] },
       { 'Fn::GetAtt': [logicalIdOf(stack.work.deadLetterQueue), 'Arn'] },
     ]);
   });

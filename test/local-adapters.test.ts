@@ -53,6 +53,32 @@ async function everythingUnder(dir: string): Promise<string[]> {
   return (await readdir(dir, { recursive: true })).map(String).sort();
 }
 
+/** Sends `good` bytes, then fails like a dropped connection once they are in the partial file. */
+function bodyCutOnceWritten(dir: string, good: number): Readable {
+  let sent = false;
+  const partial = join(dir, LOCAL_CONTROL_DIR, 'tmp');
+  const written = async (): Promise<boolean> => {
+    for (const name of await readdir(partial)) {
+      if ((await stat(join(partial, name))).size >= good) return true;
+    }
+    return false;
+  };
+  return new Readable({
+    read() {
+      if (!sent) {
+        sent = true;
+        this.push(Buffer.alloc(good, 7));
+        return;
+      }
+      const cut = async () => {
+        while (!(await written())) await new Promise((resolve) => setImmediate(resolve));
+        this.destroy(new Error('connection reset'));
+      };
+      void cut();
+    },
+  });
+}
+
 describe('LocalObjectStore', () => {
   it('keeps an object at DIR/<key>, the same layout as a pulled bucket', async () => {
     const dir = freshFolder('layout');
@@ -94,6 +120,73 @@ describe('LocalObjectStore', () => {
     expect(await readdir(join(dir, LOCAL_CONTROL_DIR, 'tmp'))).toEqual([]);
     await expect(stat(join(dir, 'assets/video/upload/long.mp4'))).rejects.toThrow();
     store.close();
+  });
+
+  it('an interrupted copy keeps its bytes and continues where it stopped, its MD5 covering every byte once', async () => {
+    const dir = freshFolder('resume');
+    const store = new LocalObjectStore(dir);
+    const data = Buffer.concat([Buffer.alloc(300_000, 7), Buffer.alloc(200_000, 9)]);
+    const expected = { bytes: data.length, md5: md5(data) };
+    await expect(
+      store.put('assets/video/upload/clip.mp4', bodyCutOnceWritten(dir, 300_000), {
+        metadata: {},
+        expected,
+        resumable: { version: 2 },
+      }),
+    ).rejects.toThrow('connection reset');
+
+    const from = await store.resume('assets/video/upload/clip.mp4', 2);
+    const put = await store.put('assets/video/upload/clip.mp4', Readable.from([data.subarray(from?.bytes)]), {
+      metadata: {},
+      expected,
+      resumable: { version: 2, from },
+    });
+    store.close();
+
+    expect(from?.bytes).toBe(300_000);
+    expect(put).toMatchObject({ bytes: data.length, md5: md5(data) });
+    expect(await readFile(join(dir, 'assets/video/upload/clip.mp4'))).toEqual(data);
+    expect(await readdir(join(dir, LOCAL_CONTROL_DIR, 'tmp'))).toEqual([]);
+  });
+
+  it('starts over when the asset has a new version: the old partial file is discarded', async () => {
+    const dir = freshFolder('resume-version');
+    const store = new LocalObjectStore(dir);
+    await expect(
+      store.put('assets/video/upload/clip.mp4', bodyCutOnceWritten(dir, 300_000), {
+        metadata: {},
+        resumable: { version: 2 },
+      }),
+    ).rejects.toThrow('connection reset');
+
+    const from = await store.resume('assets/video/upload/clip.mp4', 3);
+    const left = await readdir(join(dir, LOCAL_CONTROL_DIR, 'tmp'));
+    store.close();
+
+    expect(from).toBeUndefined();
+    expect(left).toEqual([]);
+  });
+
+  it('a resumed copy whose bytes do not verify is discarded, so the next attempt starts over', async () => {
+    const dir = freshFolder('resume-mismatch');
+    const store = new LocalObjectStore(dir);
+    const key = 'assets/video/upload/clip.mp4';
+    await expect(
+      store.put(key, bodyCutOnceWritten(dir, 300_000), { metadata: {}, resumable: { version: 2 } }),
+    ).rejects.toThrow('connection reset');
+    const from = await store.resume(key, 2);
+
+    await expect(
+      store.put(key, Readable.from([Buffer.alloc(100, 1)]), {
+        metadata: {},
+        expected: { bytes: 300_100, md5: md5('other bytes') },
+        resumable: { version: 2, from },
+      }),
+    ).rejects.toThrow('does not match');
+    const after = await store.resume(key, 2);
+    store.close();
+
+    expect(after).toBeUndefined();
   });
 
   it('sets the file time to the asset creation time', async () => {

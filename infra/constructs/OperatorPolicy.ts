@@ -49,6 +49,7 @@ export class OperatorPolicy extends Construct {
           'dynamodb:GetItem',
           'dynamodb:PutItem',
           'dynamodb:UpdateItem',
+          'dynamodb:DeleteItem',
           'dynamodb:Query',
           'dynamodb:Scan',
         ],
@@ -71,6 +72,7 @@ export class OperatorPolicy extends Construct {
         actions: [
           's3:PutObject',
           's3:AbortMultipartUpload',
+          's3:ListMultipartUploadParts',
           's3:PutObjectVersionTagging',
           's3:GetObject',
           's3:GetObjectTagging',

@@ -4,7 +4,7 @@ import type { Duration } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IRole } from 'aws-cdk-lib/aws-iam';
-import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { Architecture, RecursiveLoop, Runtime } from 'aws-cdk-lib/aws-lambda';
 import type { IEventSourceMapping } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup } from 'aws-cdk-lib/aws-logs';
@@ -62,6 +62,8 @@ export interface ReplicatorFunctionProps {
   memorySize: number;
   timeout: Duration;
   reservedConcurrentExecutions?: number;
+  /** Lambda's recursive loop detection (Terminate by default). */
+  recursiveLoop?: RecursiveLoop;
   logRetention: RetentionDays;
   serviceName: string;
   metricsNamespace: string;
@@ -99,6 +101,7 @@ export class ReplicatorFunction extends NodejsFunction {
       memorySize: props.memorySize,
       timeout: props.timeout,
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+      ...(props.recursiveLoop ? { recursiveLoop: props.recursiveLoop } : {}),
       role: executionRole,
       logGroup,
       // No NODE_OPTIONS=--enable-source-maps: it parses the map at every cold start (+20% init); the

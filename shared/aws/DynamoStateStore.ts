@@ -2,6 +2,7 @@ import { mapLimit } from '../concurrency.js';
 import { backoff, errorName, isTransientAwsError, sleep } from './awsErrors.js';
 import {
   BatchGetItemCommand,
+  DeleteItemCommand,
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
@@ -22,10 +23,12 @@ import {
   etagMismatch,
 } from '../errors.js';
 import { assetIdOf } from '../keys.js';
+import { checkpointFromItem, checkpointKey, checkpointToItem } from './copyCheckpoints.js';
 import type {
   AssetRef,
   AssetState,
   AssetStatus,
+  CopyCheckpoint,
   ListingCapabilities,
   FailureDetails,
   ListingProgress,
@@ -276,7 +279,7 @@ export class DynamoStateStore implements StateStore {
       if (await this.conditional(keepCopy)) break;
       if (await this.conditional(noCopy)) break;
     }
-    if (owner !== undefined) await this.releaseLease(id, owner);
+    if (owner !== undefined) await this.freeLease(id, owner);
   }
 
   async markDeleted(ids: string[], at: string): Promise<void> {
@@ -495,7 +498,11 @@ export class DynamoStateStore implements StateStore {
     });
   }
 
-  private async releaseLease(id: string, owner: string): Promise<void> {
+  async releaseLease(ref: AssetRef, owner: string): Promise<void> {
+    await this.freeLease(assetIdOf(ref), owner);
+  }
+
+  private async freeLease(id: string, owner: string): Promise<void> {
     await this.conditional(() =>
       this.dynamo.send(
         new UpdateItemCommand({
@@ -507,6 +514,22 @@ export class DynamoStateStore implements StateStore {
           ExpressionAttributeValues: { ':owner': { S: owner } },
         }),
       ),
+    );
+  }
+
+  async getCheckpoint(id: string): Promise<CopyCheckpoint | undefined> {
+    return checkpointFromItem(await this.getItem(checkpointKey(id)));
+  }
+
+  async saveCheckpoint(id: string, checkpoint: CopyCheckpoint): Promise<void> {
+    await this.send(() =>
+      this.dynamo.send(new PutItemCommand({ TableName: this.table, Item: checkpointToItem(id, checkpoint) })),
+    );
+  }
+
+  async dropCheckpoint(id: string): Promise<void> {
+    await this.send(() =>
+      this.dynamo.send(new DeleteItemCommand({ TableName: this.table, Key: checkpointKey(id) })),
     );
   }
 

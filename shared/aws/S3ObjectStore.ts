@@ -23,8 +23,9 @@ import {
   dispositionOf,
 } from '../errors.js';
 import { VerifyingStream } from '../hashing.js';
-import type { ObjectStore, PutOptions, PutResult, StoredObject } from '../types.js';
+import type { CopyCheckpoint, ObjectStore, PutOptions, PutResult, StoredObject } from '../types.js';
 import { contentTypeOf } from '../contentType.js';
+import { resumableUpload, uploadMatches } from './resumableUpload.js';
 
 const MiB = 1024 * 1024;
 /** S3's smallest part (except the last) and most parts in one multipart upload. */
@@ -126,11 +127,74 @@ export class S3ObjectStore implements ObjectStore {
       body.destroy();
       throw error;
     }
+    const resumable = options.resumable;
+    if (resumable?.from?.partSize) partSize = resumable.from.partSize;
+    const expected = { bytes: options.expected?.bytes, md5: givenMd5 ?? options.expected?.md5 };
+    // Smaller than a part: one PutObject, nothing to resume.
+    const done =
+      resumable && (resumable.from !== undefined || (options.sizeHint ?? 0) >= partSize)
+        ? await this.putInParts(key, body, options, partSize, expected)
+        : await this.putWhole(key, body, options, partSize, expected);
+    const { versionId, bytes, md5 } = done;
+    if (!givenMd5) {
+      // The checksum is known only after the last byte, too late for metadata: tag this version.
+      await this.send(
+        () =>
+          this.s3.send(
+            new PutObjectTaggingCommand({
+              Bucket: this.bucket,
+              Key: key,
+              VersionId: versionId,
+              Tagging: { TagSet: [{ Key: MD5_TAG, Value: md5 }] },
+            }),
+          ),
+        `tagging ${key} with its MD5`,
+      );
+    }
+    return { key, versionId, bytes, md5 };
+  }
+
+  /** A resumable copy: parts recorded as they finish, continued from a checkpoint. */
+  private async putInParts(
+    key: string,
+    body: Readable,
+    options: PutOptions,
+    partSize: number,
+    expected: { bytes?: number; md5?: string },
+  ): Promise<{ versionId?: string; bytes: number; md5: string }> {
+    const resumable = options.resumable;
+    try {
+      return await resumableUpload(body, {
+        s3: this.s3,
+        bucket: this.bucket,
+        key,
+        version: resumable?.version ?? 0,
+        partSize,
+        queueSize: this.queueSize,
+        metadata: options.metadata,
+        contentType: options.contentType ?? contentTypeOf(key),
+        expected,
+        ...(resumable?.from ? { from: resumable.from } : {}),
+        ...(resumable?.onCheckpoint ? { onCheckpoint: resumable.onCheckpoint } : {}),
+        send: (call, action) => this.send(call, action),
+      });
+    } catch (error) {
+      body.destroy();
+      if (options.signal?.aborted) throw abortReason(options.signal);
+      throw error;
+    }
+  }
+
+  private async putWhole(
+    key: string,
+    body: Readable,
+    options: PutOptions,
+    partSize: number,
+    expected: { bytes?: number; md5?: string },
+  ): Promise<{ versionId?: string; bytes: number; md5: string }> {
+    const { metadata, signal } = options;
     // The object's md5 metadata must never describe other bytes than the ones stored.
-    const verifier = new VerifyingStream(
-      { bytes: options.expected?.bytes, md5: givenMd5 ?? options.expected?.md5 },
-      key,
-    );
+    const verifier = new VerifyingStream(expected, key);
     // A failed or aborted body fails the verifier, which fails the upload before it completes.
     pipeline(body, verifier, () => undefined);
     const onAbort = () => body.destroy(abortReason(signal));
@@ -149,10 +213,11 @@ export class S3ObjectStore implements ObjectStore {
       queueSize: this.queueSize,
       leavePartsOnError: false,
     });
-    let versionId: string | undefined;
     try {
       const done = await upload.done();
-      versionId = done.VersionId;
+      // An abort that arrives once S3 has completed the upload is too late to matter: every byte
+      // passed the verifier, so the copy is whole (and taking it back would need delete rights).
+      return { versionId: done.VersionId, bytes: verifier.bytes, md5: verifier.md5 };
     } catch (error) {
       verifier.destroy();
       if (signal?.aborted) throw abortReason(signal);
@@ -160,25 +225,22 @@ export class S3ObjectStore implements ObjectStore {
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
-    // An abort that arrives once S3 has completed the upload is too late to matter: every byte
-    // passed the verifier, so the copy is whole (and taking it back would need delete rights).
-    const md5 = verifier.md5;
-    if (!givenMd5) {
-      // The checksum is known only after the last byte, too late for metadata: tag this version.
-      await this.send(
-        () =>
-          this.s3.send(
-            new PutObjectTaggingCommand({
-              Bucket: this.bucket,
-              Key: key,
-              VersionId: versionId,
-              Tagging: { TagSet: [{ Key: MD5_TAG, Value: md5 }] },
-            }),
-          ),
-        `tagging ${key} with its MD5`,
-      );
-    }
-    return { key, versionId, bytes: verifier.bytes, md5 };
+  }
+
+  /**
+   * Keeps the open upload of a checkpoint of this version when ListParts shows every recorded part;
+   * any other unfinished upload of the key (another version, a dead copy) is aborted.
+   */
+  async resume(key: string, version: number, saved?: CopyCheckpoint): Promise<CopyCheckpoint | undefined> {
+    const candidate =
+      saved?.key === key && saved.version === version && saved.uploadId !== undefined ? saved : undefined;
+    const keep =
+      candidate &&
+      (await uploadMatches(this.s3, this.bucket, candidate, (call, action) => this.send(call, action)))
+        ? candidate
+        : undefined;
+    await this.discardUploads(key, keep?.uploadId);
+    return keep;
   }
 
   async head(key: string): Promise<StoredObject | undefined> {
@@ -258,6 +320,11 @@ export class S3ObjectStore implements ObjectStore {
   async discardIncomplete(key: string, bytes?: number): Promise<number> {
     // Smaller than one part: lib-storage sends it in a single PutObject, which leaves nothing open.
     if (bytes !== undefined && bytes < this.partSize) return 0;
+    return this.discardUploads(key);
+  }
+
+  /** Aborts the unfinished uploads of `key` but `keep`; returns how many. */
+  private async discardUploads(key: string, keep?: string): Promise<number> {
     let discarded = 0;
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
@@ -276,7 +343,7 @@ export class S3ObjectStore implements ObjectStore {
       );
       // The prefix also matches longer keys; only this key's uploads are ours to discard.
       for (const upload of page.Uploads ?? []) {
-        if (upload.Key !== key || !upload.UploadId) continue;
+        if (upload.Key !== key || !upload.UploadId || upload.UploadId === keep) continue;
         await this.send(
           () =>
             this.s3.send(

@@ -90,11 +90,24 @@ async function checkDryRunDestination(dest: string): Promise<void> {
   }
 }
 
-/** Half-written files of a killed backup: never under a final name, but they would fill the disk. */
-async function removeStalePartials(dest: string): Promise<void> {
+/** A partial file named after its key and version: the next run continues it. */
+const RESUMABLE_PARTIAL = /^[0-9a-f]{40}\.v\d+\.part$/u;
+
+/**
+ * Half-written files of a killed backup: never under a final name, but they would fill the disk.
+ * Resumable ones are kept for this run's copies unless `olderThan` (the end of a run: no copy of
+ * this run touched them, so their asset is gone or changed).
+ */
+async function removeStalePartials(dest: string, olderThan?: Date): Promise<void> {
   const dir = join(dest, LOCAL_CONTROL_DIR, PARTIALS_DIR);
   for (const name of await readdir(dir).catch(() => [])) {
-    if (name.endsWith('.part')) await removeFile(join(dir, name));
+    if (!name.endsWith('.part')) continue;
+    if (RESUMABLE_PARTIAL.test(name)) {
+      if (!olderThan) continue;
+      const info = await stat(join(dir, name)).catch(() => undefined);
+      if (!info || info.mtime >= olderThan) continue;
+    }
+    await removeFile(join(dir, name));
   }
 }
 
@@ -137,11 +150,15 @@ export async function runBackup(options: BackupOptions): Promise<BackupSummary> 
   }
   try {
     await removeStalePartials(dest);
+    // File times are the file system's clock (not the run's, which tests may set), FAT's to 2 s.
+    const startedAt = new Date(Date.now() - 2000);
     const state = new SqliteStateStore(dest);
     try {
       const store = new LocalObjectStore(dest);
       try {
-        return await backup(dest, source, state, store, options, now, emit, log);
+        const summary = await backup(dest, source, state, store, options, now, emit, log);
+        if (summary.status === 'completed') await removeStalePartials(dest, startedAt);
+        return summary;
       } finally {
         store.close();
       }

@@ -1,5 +1,5 @@
 import { pipeline } from 'node:stream/promises';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable, Transform } from 'node:stream';
 import { createHash, randomUUID } from 'node:crypto';
 import { META } from '../constants.js';
 import { dispositionOf, describeError, FatalError, RetryableError, type Disposition } from '../errors.js';
@@ -7,14 +7,17 @@ import { assetIdOf, objectKeyFor } from '../keys.js';
 import type {
   AssetSource,
   AssetState,
+  CopyCheckpoint,
   ObjectStore,
   ReceivedWork,
   SourceAsset,
   StateStore,
+  StoredObject,
   Verification,
   WorkQueue,
 } from '../types.js';
 import { heartbeatIntervalMs, startHeartbeat } from './heartbeat.js';
+import { resumingBody } from './resumingBody.js';
 import { silentLog, type Log } from './log.js';
 
 export interface ReplicateDeps {
@@ -41,6 +44,8 @@ export type ReplicateResult =
   | { outcome: 'replicated'; bytes: number; md5: string; verifiedBy: Verification }
   | { outcome: 'skipped'; reason: 'already-replicated' | 'newer-version-recorded' }
   | { outcome: 'gone' }
+  /** Stopped at the invocation's deadline after progress; a new message continues it from `bytes`. */
+  | { outcome: 'handed-over'; bytes: number }
   | { outcome: 'retry'; error: string; delaySeconds: number }
   | { outcome: 'dead-lettered'; error: string };
 
@@ -70,6 +75,12 @@ export function objectMetadata(asset: SourceAsset): Record<string, string> {
   if (asset.etag) metadata[META.md5] = asset.etag;
   return metadata;
 }
+
+/**
+ * Handovers of one copy at most: with 885 s per invocation at 6 MB/s, 5.3 GB each, so 500 reach
+ * far past S3's 5 TiB object; only a copy that made progress is handed over.
+ */
+export const MAX_HANDOVERS = 1000;
 
 /** Delay before looking again at an asset another worker is copying. */
 const BUSY_RETRY_SECONDS = 10;
@@ -152,13 +163,57 @@ export async function replicateWork(
           if (renewed === 'busy')
             abort.abort(new RetryableError(`${id}: the lease was lost to another worker`));
         });
+  let started = 0;
+  let reached = 0;
   try {
-    await discardLeftovers(deps, objectKey, asset.bytes, log);
-    const opened = await deps.source.open(asset, { signal });
-    const body = new PassThrough();
+    const { from, saved } = await resumePoint(deps, id, objectKey, asset, log);
+    started = reached = from?.bytes ?? 0;
+    const finished = await completedEarlier(deps, objectKey, asset, saved, from);
+    if (finished) {
+      // Completed by an attempt that stopped before recording it: recorded now, nothing fetched.
+      const verifiedBy: Verification = asset.etag ? 'md5' : 'size';
+      const recorded = await deps.state.recordReplicated({
+        id,
+        resourceType: asset.resourceType,
+        deliveryType: asset.deliveryType,
+        publicId: asset.publicId,
+        assetId: asset.assetId,
+        version: asset.version,
+        bytes: finished.bytes,
+        md5: finished.md5 as string,
+        objectKey,
+        objectVersionId: finished.versionId,
+        status: 'replicated',
+        replicatedAt: now().toISOString(),
+        lastSeenRun: runId,
+        attempts: 0,
+        verifiedBy,
+      });
+      await dropCheckpoint(deps, id, log);
+      if (!recorded) return { outcome: 'skipped', reason: 'newer-version-recorded' };
+      return { outcome: 'replicated', bytes: finished.bytes, md5: finished.md5 as string, verifiedBy };
+    }
+    // A partial copy holding every byte needs nothing more from the source.
+    const whole = from !== undefined && from.bytes >= asset.bytes && asset.bytes > 0;
+    const opened = {
+      stream: whole ? Readable.from([]) : resumingBody(deps.source, asset, from?.bytes ?? 0, signal, log),
+    };
     const counting = deps.onBytes;
-    if (counting) body.on('data', (chunk: Buffer) => counting(chunk.length));
+    // Counted on the way through: a 'data' listener would let bytes flow before the store reads them.
+    const body = counting
+      ? new Transform({
+          transform(chunk: Buffer, _encoding, callback) {
+            counting(chunk.length);
+            callback(null, chunk);
+          },
+        })
+      : new PassThrough();
     const transfer = pipeline(opened.stream, body, { signal });
+    const saveCheckpoint = deps.state.saveCheckpoint?.bind(deps.state);
+    const onCheckpoint = async (checkpoint: CopyCheckpoint) => {
+      await saveCheckpoint?.(id, checkpoint);
+      reached = checkpoint.bytes;
+    };
     // The store hashes the bytes once and refuses to commit them unless they are what was listed.
     const upload = deps.store.put(objectKey, body, {
       metadata: objectMetadata(asset),
@@ -166,6 +221,15 @@ export async function replicateWork(
       signal,
       sizeHint: asset.bytes,
       expected: { bytes: asset.bytes > 0 || asset.version > 0 ? asset.bytes : undefined, md5: asset.etag },
+      ...(deps.store.resume
+        ? {
+            resumable: {
+              version: asset.version,
+              from,
+              ...(saveCheckpoint ? { onCheckpoint } : {}),
+            },
+          }
+        : {}),
     });
     const [put] = await Promise.all([upload, transfer]).catch((error: unknown) => {
       abort.abort(error);
@@ -190,6 +254,7 @@ export async function replicateWork(
       attempts: 0,
       verifiedBy,
     });
+    await dropCheckpoint(deps, id, log);
     if (!recorded) return { outcome: 'skipped', reason: 'newer-version-recorded' };
     log.debug('replicated', { id, bytes: put.bytes, md5: put.md5, versionId: put.versionId });
     return { outcome: 'replicated', bytes: put.bytes, md5: put.md5, verifiedBy };
@@ -197,7 +262,17 @@ export async function replicateWork(
     // A lost lease aborts the copy; its reason says more than the stream's AbortError.
     const error: unknown = abort.signal.aborted ? (abort.signal.reason ?? caught) : caught;
     const message = describeError(error);
+    if (options.signal?.aborted && reached > started) {
+      const handed = await handOver(deps, work, owner, log).catch((failure: unknown) => {
+        log.warn('could not hand a copy over', { id, error: describeError(failure) });
+        return false;
+      });
+      if (handed) return { outcome: 'handed-over', bytes: reached };
+    }
     const disposition: Disposition = dispositionOf(error);
+    // A copy that will not be continued gives its partial upload back now, not at the lifecycle rule.
+    if (disposition !== 'fatal' && (disposition !== 'retry' || work.receiveCount >= deps.maxReceives))
+      await discardPartialCopy(deps, id, objectKey, log);
     if (disposition === 'gone') {
       await deps.state.recordFailure({ ...asset, objectKey }, message, owner);
       await deps.state.markDeleted([id], now().toISOString());
@@ -233,6 +308,92 @@ export async function replicateWork(
     return { outcome: 'retry', error: message, delaySeconds };
   } finally {
     await heartbeat?.stop();
+  }
+}
+
+/**
+ * Passes a copy stopped by the invocation's deadline to a next invocation: a new message for the
+ * same asset (its receive count starts again, since this one made progress) once the lease is free.
+ */
+async function handOver(
+  deps: Pick<ReplicateDeps, 'queue' | 'state'>,
+  work: ReceivedWork,
+  owner: string,
+  log: Log,
+): Promise<boolean> {
+  const handovers = (work.item.handovers ?? 0) + 1;
+  if (!deps.state.releaseLease || handovers > MAX_HANDOVERS) return false;
+  await deps.state.releaseLease(work.item.asset, owner);
+  await deps.queue.sendBatch([{ ...work.item, handovers }]);
+  log.info('handed a copy over to the next invocation', { publicId: work.item.asset.publicId, handovers });
+  return true;
+}
+
+/**
+ * Where an interrupted copy of this version continues (undefined: from byte 0). A store that can
+ * resume checks the saved checkpoint against what it holds; others discard what a dead copy left.
+ */
+async function resumePoint(
+  deps: Pick<ReplicateDeps, 'store' | 'state'>,
+  id: string,
+  key: string,
+  asset: SourceAsset,
+  log: Log,
+): Promise<{ from?: CopyCheckpoint; saved?: CopyCheckpoint }> {
+  if (!deps.store.resume) {
+    await discardLeftovers(deps, key, asset.bytes, log);
+    return {};
+  }
+  const saved = await deps.state.getCheckpoint?.(id);
+  const from = await deps.store.resume(key, asset.version, saved);
+  if (saved && !from) await dropCheckpoint(deps, id, log);
+  if (from) log.info('continuing an interrupted copy', { id, bytes: from.bytes, of: asset.bytes });
+  return { ...(from ? { from } : {}), ...(saved ? { saved } : {}) };
+}
+
+/**
+ * A checkpoint holding every byte whose upload is gone: the attempt that made it may have completed
+ * the object and stopped before recording it. The object there is that copy when it names this
+ * version, size and (when the source gives one) MD5.
+ */
+async function completedEarlier(
+  deps: Pick<ReplicateDeps, 'store'>,
+  key: string,
+  asset: SourceAsset,
+  saved: CopyCheckpoint | undefined,
+  from: CopyCheckpoint | undefined,
+): Promise<StoredObject | undefined> {
+  if (from || !saved || saved.version !== asset.version || saved.bytes < asset.bytes) return undefined;
+  const found = await deps.store.head(key).catch(() => undefined);
+  const matches =
+    found !== undefined &&
+    found.metadata[META.version] === String(asset.version) &&
+    found.bytes === asset.bytes &&
+    found.md5 !== undefined &&
+    (asset.etag === undefined || found.md5 === asset.etag.toLowerCase());
+  return matches ? found : undefined;
+}
+
+async function dropCheckpoint(deps: Pick<ReplicateDeps, 'state'>, id: string, log: Log): Promise<void> {
+  try {
+    await deps.state.dropCheckpoint?.(id);
+  } catch (error) {
+    // A stale checkpoint is checked against the store before use, so leaving one is harmless.
+    log.warn('could not drop a copy checkpoint', { id, error: describeError(error) });
+  }
+}
+
+async function discardPartialCopy(
+  deps: Pick<ReplicateDeps, 'store' | 'state'>,
+  id: string,
+  key: string,
+  log: Log,
+): Promise<void> {
+  await dropCheckpoint(deps, id, log);
+  try {
+    await deps.store.discardIncomplete?.(key);
+  } catch (error) {
+    log.warn('could not discard a partial copy', { key, error: describeError(error) });
   }
 }
 

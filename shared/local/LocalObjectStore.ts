@@ -1,15 +1,15 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdirSync, type BigIntStats } from 'node:fs';
-import { lstat, rename } from 'node:fs/promises';
+import { lstat, readdir, rename, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { LOCAL_CONTROL_DIR } from '../constants.js';
-import { AssetGoneError } from '../errors.js';
+import { AssetGoneError, IntegrityError } from '../errors.js';
 import { VerifyingStream } from '../hashing.js';
-import type { ObjectStore, PutOptions, PutResult, StoredObject } from '../types.js';
-import { commitFile, removeFile } from './files.js';
+import type { CopyCheckpoint, ObjectStore, PutOptions, PutResult, StoredObject } from '../types.js';
+import { commitFile, hashFile, removeFile } from './files.js';
 import {
   assertNoSymlinkParents,
   foldPath,
@@ -127,20 +127,72 @@ export class LocalObjectStore implements ObjectStore {
     return this.withKeyLock(key, () => this.putUnlocked(key, body, options));
   }
 
+  /**
+   * The partial file of an interrupted copy of `version` keeps every byte written before the stop
+   * (kill -9 included: written bytes are the kernel's); its length is where the copy continues.
+   */
+  async resume(key: string, version: number): Promise<CopyCheckpoint | undefined> {
+    return this.withKeyLock(key, async () => {
+      const own = resumableName(key, version);
+      const prefix = `${own.slice(0, own.indexOf('.'))}.v`;
+      let kept: CopyCheckpoint | undefined;
+      for (const name of await readdir(this.tmpDir)) {
+        if (!name.startsWith(prefix)) continue;
+        const info = name === own ? await lstat(join(this.tmpDir, name)).catch(() => undefined) : undefined;
+        if (info?.isFile() && info.size > 0) kept = { key, version, bytes: info.size };
+        // Another version's bytes are not this version's prefix.
+        else await removeFile(join(this.tmpDir, name));
+      }
+      return kept;
+    });
+  }
+
+  /** Removes the partial files of every version of `key` (a copy given up); returns how many. */
+  async discardIncomplete(key: string): Promise<number> {
+    return this.withKeyLock(key, async () => {
+      const own = resumableName(key, 0);
+      const prefix = `${own.slice(0, own.indexOf('.'))}.v`;
+      let discarded = 0;
+      for (const name of await readdir(this.tmpDir)) {
+        if (!name.startsWith(prefix)) continue;
+        await removeFile(join(this.tmpDir, name));
+        discarded += 1;
+      }
+      return discarded;
+    });
+  }
+
   private async putUnlocked(key: string, body: Readable, options: PutOptions): Promise<PutResult> {
-    const tempPath = join(this.tmpDir, `${randomUUID()}.part`);
-    const verifier = new VerifyingStream(options.expected ?? {}, key);
+    const resumable = options.resumable;
+    const tempPath = join(
+      this.tmpDir,
+      resumable ? resumableName(key, resumable.version) : `${randomUUID()}.part`,
+    );
+    const from = resumable?.from?.version === resumable?.version ? (resumable?.from?.bytes ?? 0) : 0;
+    let verifier: VerifyingStream | undefined;
     try {
+      let start: { hash: ReturnType<typeof createHash>; bytes: number } | undefined;
+      if (from > 0) {
+        // Bytes past the checkpoint are dropped; the kept prefix is hashed from disk, not fetched again.
+        await truncate(tempPath, from);
+        start = await hashFile(tempPath, createHash('md5'), { length: from, signal: options.signal });
+        if (start.bytes !== from)
+          throw new IntegrityError(`${key}: the partial file is shorter than its checkpoint`);
+      }
+      verifier = new VerifyingStream(options.expected ?? {}, key, start);
       // `flush` fsyncs before close: the rename below never publishes bytes still in the page cache.
-      await pipeline(body, verifier, createWriteStream(tempPath, { flags: 'wx', flush: true }), {
+      const flags = from > 0 ? 'a' : resumable ? 'w' : 'wx';
+      await pipeline(body, verifier, createWriteStream(tempPath, { flags, flush: true }), {
         signal: options.signal,
       });
       const createdAt = options.createdAt ? new Date(options.createdAt) : undefined;
-      await this.onePlacementAtATime(() => this.commit(key, tempPath, verifier, options, createdAt));
+      const verified = verifier;
+      await this.onePlacementAtATime(() => this.commit(key, tempPath, verified, options, createdAt));
       return { key, bytes: verifier.bytes, md5: verifier.md5 };
     } catch (error) {
       body.destroy();
-      await removeFile(tempPath);
+      // An interrupted resumable copy keeps its bytes for the next attempt; bytes that did not verify go.
+      if (!resumable || error instanceof IntegrityError) await removeFile(tempPath);
       throw error;
     }
   }
@@ -337,6 +389,11 @@ export class LocalObjectStore implements ObjectStore {
       if (this.locks.get(key) === current) this.locks.delete(key);
     }
   }
+}
+
+/** The partial file of a resumable copy: one per key and version, found again by the next attempt. */
+export function resumableName(key: string, version: number): string {
+  return `${createHash('sha256').update(key, 'utf8').digest('hex').slice(0, 40)}.v${version}.part`;
 }
 
 /** Change token of a file: size, modification time and inode, so a replaced file never matches. */

@@ -14,7 +14,7 @@ Measures on loopback against the Cloudinary test double (and moto_server for AWS
   throughput  backup and pipeline throughput next to a plain HTTP→MD5→file baseline
   memory      peak RSS of the replicate worker copying large assets into S3
   economy     Admin API calls vs the floor, no-change re-runs, AWS requests per asset
-  resume      bytes downloaded ÷ bytes needed after kill -9 half way
+  resume      bytes downloaded ÷ bytes needed after kill -9 (backup and replicate)
   cost        monthly AWS cost from the measured request counts
   cold-start  init time of each handler bundle from cdk.out, with and without source maps
 
