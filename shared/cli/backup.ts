@@ -1,6 +1,11 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { runBackup, type BackupEvent, type BackupSummary } from '../backup/runBackup.js';
+import {
+  DEFAULT_BACKUP_CONCURRENCY,
+  runBackup,
+  type BackupEvent,
+  type BackupSummary,
+} from '../backup/runBackup.js';
 import { parseCloudinaryUrl, settingsFromEnv, type CloudinaryCredentials } from '../config.js';
 import { formatBytes, formatDuration, ProgressReporter } from '../progress.js';
 import {
@@ -24,7 +29,12 @@ export const BACKUP_COMMAND = {
     'verified byte for byte, resumable after a crash, with a manifest of every asset and its metadata.',
   flags: {
     dest: { type: 'string', valueName: 'DIR', description: 'Folder to back up into (created if missing).' },
-    concurrency: { type: 'number', valueName: 'N', default: 4, description: 'Parallel downloads.' },
+    concurrency: {
+      type: 'number',
+      valueName: 'N',
+      default: DEFAULT_BACKUP_CONCURRENCY,
+      description: 'Parallel downloads.',
+    },
     dryRun: { type: 'boolean', description: 'List and compare only: show what would be copied or pruned.' },
     delete: {
       type: 'boolean',
@@ -215,7 +225,7 @@ export async function backupMain(
         return 0;
       }
       if (!flags.dest) throw new UsageError('--dest DIR is required: the folder to back up into');
-      const concurrency = flags.concurrency ?? 4;
+      const concurrency = flags.concurrency ?? DEFAULT_BACKUP_CONCURRENCY;
       if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
         throw new UsageError('--concurrency must be a whole number from 1 to 64');
       }
