@@ -58,7 +58,7 @@ export interface BackupOptions {
  */
 const LEASE_MS = 0;
 /** Downloads at once unless told otherwise (`--concurrency`): measured best by `npm run bench`. */
-export const DEFAULT_BACKUP_CONCURRENCY = 4;
+export const DEFAULT_BACKUP_CONCURRENCY = 16;
 /** Says which paused checkpoint left nothing behind in the in-memory queue (see recoverInterruptedRun). */
 const CHECKPOINT_FILE = 'backup-checkpoint.json';
 
