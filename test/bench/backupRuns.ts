@@ -1,6 +1,12 @@
 import { join } from 'node:path';
 import { generateLibrary, startCloudinaryDouble } from '../double/index.js';
-import type { BackupJob, BaselineJob, ChildMessage, TransferDone } from './children/protocol.js';
+import type {
+  BackupJob,
+  BaselineJob,
+  BaselineS3Job,
+  ChildMessage,
+  TransferDone,
+} from './children/protocol.js';
 import { profileFlags, type BenchContext } from './context.js';
 import { childModule, startChild } from './support/child.js';
 import { adminCallFloor, originalUrls, totalBytes, warmEtags } from './support/library.js';
@@ -31,7 +37,7 @@ export interface BackupRun {
 export async function runChild(
   context: BenchContext,
   module: string,
-  job: BackupJob | BaselineJob,
+  job: BackupJob | BaselineJob | BaselineS3Job,
   label: string,
 ): Promise<TransferDone> {
   const child = startChild<ChildMessage>(childModule(module), process.env, profileFlags(context, label));

@@ -191,7 +191,7 @@ export async function throughputSection(context: BenchContext): Promise<SectionR
       ],
     },
     {
-      title: `1b. Throughput — the pipeline into S3 on moto (runCycle: ${PIPELINE_WORKERS} replicate invocations × ${PIPELINE_CONCURRENCY} assets) vs the baseline (${PIPELINE_WORKERS * PIPELINE_CONCURRENCY} at once)`,
+      title: `1b. Throughput — the pipeline into S3 on moto (runCycle: ${PIPELINE_WORKERS} replicate invocations × ${PIPELINE_CONCURRENCY} assets) vs the plain client into S3 on the same moto (GET → MD5 → PutObject, ${PIPELINE_WORKERS * PIPELINE_CONCURRENCY} at once)`,
       head: HEAD,
       rows: [pipelineRow(pipeline)],
       notes: [

@@ -12,6 +12,14 @@ export interface BaselineJob {
   concurrency: number;
 }
 
+export interface BaselineS3Job {
+  urls: string[];
+  /** moto's endpoint and a bucket there. */
+  endpoint: string;
+  bucket: string;
+  concurrency: number;
+}
+
 export interface BackupJob {
   cloudinaryUrl: string;
   dest: string;
