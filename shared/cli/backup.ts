@@ -1,6 +1,11 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { runBackup, type BackupEvent, type BackupSummary } from '../backup/runBackup.js';
+import {
+  DEFAULT_BACKUP_CONCURRENCY,
+  runBackup,
+  type BackupEvent,
+  type BackupSummary,
+} from '../backup/runBackup.js';
 import { parseCloudinaryUrl, settingsFromEnv, type CloudinaryCredentials } from '../config.js';
 import { formatBytes, formatDuration, ProgressReporter } from '../progress.js';
 import {
@@ -27,7 +32,7 @@ export const BACKUP_COMMAND = {
     concurrency: {
       type: 'number',
       valueName: 'N',
-      default: 4,
+      default: DEFAULT_BACKUP_CONCURRENCY,
       range: [1, 64],
       description: 'Parallel downloads.',
     },
@@ -221,7 +226,7 @@ export async function backupMain(
         return 0;
       }
       if (!flags.dest) throw new UsageError('--dest DIR is required: the folder to back up into');
-      const concurrency = flags.concurrency ?? 4;
+      const concurrency = flags.concurrency ?? DEFAULT_BACKUP_CONCURRENCY;
       const credentials =
         options.credentials ?? (await asUsage(() => parseCloudinaryUrl(env.CLOUDINARY_URL)));
       const out = streams.stdout as NodeJS.WritableStream & { isTTY?: boolean; columns?: number };

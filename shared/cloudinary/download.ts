@@ -70,13 +70,13 @@ export function fetchOriginal(
  * waiting on a slow consumer (bytes sitting in the buffers) does not count as server silence.
  */
 function watchIdle(response: IncomingMessage, idleMs: number, what: string): Readable {
-  let timer: NodeJS.Timeout | undefined;
+  // One timer, restarted per chunk (refresh allocates nothing; a new timer per chunk was garbage).
+  const timer: NodeJS.Timeout = setTimeout(() => {
+    if (watchdog.readableLength > 0 || watchdog.writableLength > 0 || response.isPaused()) arm();
+    else response.destroy(new RetryableError(`${what}: no data for ${idleMs} ms`));
+  }, idleMs);
   const arm = () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      if (watchdog.readableLength > 0 || watchdog.writableLength > 0 || response.isPaused()) arm();
-      else response.destroy(new RetryableError(`${what}: no data for ${idleMs} ms`));
-    }, idleMs);
+    timer.refresh();
   };
   const watchdog = new Transform({
     transform(chunk: Buffer, _encoding, callback) {

@@ -1,11 +1,16 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { createGunzip, gunzipSync, gzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { createGunzip, gunzip as gunzipCallback, gzip as gzipCallback } from 'node:zlib';
 import { createInterface } from 'node:readline';
 import { MANIFESTS_PREFIX, META } from '../constants.js';
 import { assetIdOf, objectKeyFor } from '../keys.js';
 import type { ObjectStore, SourceAsset } from '../types.js';
+
+// In libuv's pool: a page's compression never stalls the downloads on the event loop.
+const gzip = promisify(gzipCallback);
+const gunzip = promisify(gunzipCallback);
 
 /** One manifest line: an asset as listed, with its metadata and where its copy lives. */
 export interface ManifestEntry {
@@ -70,7 +75,7 @@ export async function writeManifestPart(
   key: string,
   assets: SourceAsset[],
 ): Promise<void> {
-  const body = gzipSync(
+  const body = await gzip(
     assets.map((a) => JSON.stringify(manifestEntry(a, store.localPathOf?.bind(store)))).join('\n') +
       (assets.length ? '\n' : ''),
   );
@@ -117,7 +122,7 @@ export async function digestManifestParts(
     hash.update(body);
     bytes += body.length;
     const ids: string[] = [];
-    for (const line of gunzipSync(body).toString('utf8').split('\n')) {
+    for (const line of (await gunzip(body)).toString('utf8').split('\n')) {
       if (line.trim() !== '') ids.push((JSON.parse(line) as ManifestEntry).id);
     }
     onIds(ids);

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdirSync, type BigIntStats } from 'node:fs';
 import { lstat, readdir, rename, truncate } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
@@ -9,7 +9,7 @@ import { LOCAL_CONTROL_DIR } from '../constants.js';
 import { AssetGoneError, IntegrityError } from '../errors.js';
 import { VerifyingStream } from '../hashing.js';
 import type { CopyCheckpoint, ObjectStore, PutOptions, PutResult, StoredObject } from '../types.js';
-import { commitFile, hashFile, removeFile } from './files.js';
+import { fsyncDir, hashFile, moveIntoPlace, removeFile } from './files.js';
 import {
   assertNoSymlinkParents,
   foldPath,
@@ -21,6 +21,7 @@ import {
   UNSAFE_DIR,
   UnsafePathError,
 } from './safePath.js';
+import { syncWriteAheadLog } from './groupCommit.js';
 import { writeUnsafeIndex } from './unsafeIndex.js';
 import { openDatabase } from './sqlite.js';
 
@@ -29,6 +30,19 @@ export const OBJECT_INDEX_FILE = 'objects.sqlite';
 const LIST_PAGE = 500;
 /** Rewrites of `_unsafe/INDEX.tsv` at most this often while a backup runs (and once on close). */
 const UNSAFE_INDEX_EVERY_MS = 2_000;
+
+/** Most files one group places and commits; the rest wait for the next. */
+const MAX_PLACEMENTS_PER_GROUP = 256;
+
+interface PendingPlacement {
+  key: string;
+  tempPath: string;
+  verifier: VerifyingStream;
+  options: PutOptions;
+  createdAt: Date | undefined;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
 
 interface ObjectRow {
   key: string;
@@ -49,6 +63,7 @@ export class LocalObjectStore implements ObjectStore {
   readonly root: string;
   private readonly controlDir: string;
   private readonly tmpDir: string;
+  private readonly indexFile: string;
   private readonly db: DatabaseSync;
   private readonly statements: {
     byKey: StatementSync;
@@ -71,15 +86,20 @@ export class LocalObjectStore implements ObjectStore {
   private indexDirty = false;
   private indexWrittenAt = 0;
   private putSeen = false;
-  /** Placing files is one at a time: a file and a folder of one name are decided together. */
-  private placing: Promise<unknown> = Promise.resolve();
+  /** Finished files waiting for their group, and the group being placed (one at a time). */
+  private readonly pendingPlacements: PendingPlacement[] = [];
+  private placing: Promise<void> | undefined;
+  /** Index commits made since this store opened (one per group), for measurements. */
+  commits = 0;
 
   constructor(root: string) {
     this.root = root;
     this.controlDir = join(root, LOCAL_CONTROL_DIR);
     this.tmpDir = join(this.controlDir, 'tmp');
     mkdirSync(this.tmpDir, { recursive: true });
-    this.db = openDatabase(join(this.controlDir, OBJECT_INDEX_FILE));
+    this.indexFile = join(this.controlDir, OBJECT_INDEX_FILE);
+    // NORMAL: each group fsyncs the log itself, off the event loop.
+    this.db = openDatabase(this.indexFile, { synchronous: 'NORMAL' });
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS objects (
         key TEXT PRIMARY KEY,
@@ -180,14 +200,14 @@ export class LocalObjectStore implements ObjectStore {
           throw new IntegrityError(`${key}: the partial file is shorter than its checkpoint`);
       }
       verifier = new VerifyingStream(options.expected ?? {}, key, start);
-      // `flush` fsyncs before close: the rename below never publishes bytes still in the page cache.
+      // `flush` fsyncs before close (in libuv's pool, many files at once): the rename never publishes
+      // bytes still in the page cache.
       const flags = from > 0 ? 'a' : resumable ? 'w' : 'wx';
       await pipeline(body, verifier, createWriteStream(tempPath, { flags, flush: true }), {
         signal: options.signal,
       });
       const createdAt = options.createdAt ? new Date(options.createdAt) : undefined;
-      const verified = verifier;
-      await this.onePlacementAtATime(() => this.commit(key, tempPath, verified, options, createdAt));
+      await this.placeWithGroup({ key, tempPath, verifier, options, createdAt });
       return { key, bytes: verifier.bytes, md5: verifier.md5 };
     } catch (error) {
       body.destroy();
@@ -197,16 +217,73 @@ export class LocalObjectStore implements ObjectStore {
     }
   }
 
-  private async commit(
-    key: string,
-    tempPath: string,
-    verifier: VerifyingStream,
-    options: PutOptions,
-    createdAt: Date | undefined,
-  ): Promise<void> {
+  /** Joins the next group of finished files; resolves once this one is placed, its folder synced and its row committed. */
+  private placeWithGroup(file: Omit<PendingPlacement, 'resolve' | 'reject'>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.pendingPlacements.push({ ...file, resolve, reject });
+      this.placing ??= this.placeGroups().finally(() => {
+        this.placing = undefined;
+      });
+    });
+  }
+
+  /**
+   * Group commit: files finished while the previous group was being placed are placed together,
+   * one at a time (a file and a folder of one name are decided together), their folders fsynced at
+   * once, and their index rows committed in one transaction; only then do their puts resolve.
+   */
+  private async placeGroups(): Promise<void> {
+    // Lets files finishing in this turn of the event loop join the first group.
+    await new Promise((resolve) => setImmediate(resolve));
+    while (this.pendingPlacements.length > 0) {
+      const group = this.pendingPlacements.splice(0, MAX_PLACEMENTS_PER_GROUP);
+      await this.placeGroup(group);
+    }
+  }
+
+  private async placeGroup(group: PendingPlacement[]): Promise<void> {
+    const placed: PendingPlacement[] = [];
+    const folders = new Set<string>();
+    // Parent folders are checked once per group, not once per file.
+    const checkedDirs = new Set<string>();
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+      for (const file of group) {
+        try {
+          folders.add(dirname(await this.commit(file, checkedDirs)));
+          placed.push(file);
+        } catch (error) {
+          file.reject(error);
+        }
+      }
+      this.db.exec('COMMIT');
+      this.commits += 1;
+      // A rename survives a power cut once its folder's entry list is on disk; the rows once the log is.
+      await Promise.all([
+        ...[...folders].map((folder) => fsyncDir(folder)),
+        syncWriteAheadLog(this.indexFile),
+      ]);
+    } catch (error) {
+      if (this.db.isOpen && this.db.isTransaction) this.db.exec('ROLLBACK');
+      for (const file of placed) file.reject(error);
+      return;
+    }
+    if (this.indexDirty && Date.now() - this.indexWrittenAt >= UNSAFE_INDEX_EVERY_MS) this.flushUnsafeIndex();
+    for (const file of placed) file.resolve();
+  }
+
+  /** Places one finished file and writes its index row (committed with its group); returns its final path. */
+  private async commit(file: PendingPlacement, checkedDirs: Set<string>): Promise<string> {
+    const { key, verifier, options } = file;
     this.movedAside = false;
     const relativePath = await this.placementFor(key);
-    const finalPath = await commitFile(tempPath, this.root, relativePath, createdAt);
+    const finalPath = await moveIntoPlace(
+      file.tempPath,
+      this.root,
+      relativePath,
+      file.createdAt,
+      checkedDirs,
+    );
     const info = await lstat(finalPath, { bigint: true });
     this.statements.upsert.run({
       key,
@@ -222,7 +299,7 @@ export class LocalObjectStore implements ObjectStore {
     // The first put of a run rewrites it too: a killed run may have left files it does not name yet.
     if (!this.putSeen || relativePath.startsWith(`${UNSAFE_DIR}/`) || this.movedAside) this.indexDirty = true;
     this.putSeen = true;
-    if (this.indexDirty && Date.now() - this.indexWrittenAt >= UNSAFE_INDEX_EVERY_MS) this.flushUnsafeIndex();
+    return finalPath;
   }
 
   /** Where the key's file is, or where a put would place it now (the manifest and `--json` events say it). */
@@ -357,12 +434,6 @@ export class LocalObjectStore implements ObjectStore {
     // A file changed or gone behind our back is not ours to move; its row points where it would be.
     this.statements.move.run(target, foldPath(target), row.key);
     this.movedAside = true;
-  }
-
-  private async onePlacementAtATime<T>(work: () => Promise<T>): Promise<T> {
-    const current = this.placing.catch(() => undefined).then(work);
-    this.placing = current;
-    return current;
   }
 
   private async statFile(relativePath: string): Promise<BigIntStats | undefined> {

@@ -21,7 +21,8 @@ export async function fsyncDir(path: string): Promise<void> {
 
 /**
  * Moves a finished, fsynced file from the control folder to its final place in `root`:
- * parents are created without crossing symlinks, the time is set first, then one rename.
+ * parents are created without crossing symlinks, the time is set first, then one rename, then
+ * the folder is fsynced so the rename survives a power cut.
  */
 export async function commitFile(
   tempPath: string,
@@ -29,14 +30,33 @@ export async function commitFile(
   relativePath: string,
   mtime?: Date,
 ): Promise<string> {
-  const finalPath = resolveInside(root, relativePath);
-  await prepareParentDirs(root, relativePath);
-  const existing = await lstat(finalPath).catch(() => undefined);
-  if (existing?.isDirectory())
-    throw new UnsafePathError(`${finalPath} is a folder, so the file cannot go there`);
-  if (mtime && !Number.isNaN(mtime.getTime())) await utimes(tempPath, mtime, mtime);
-  await rename(tempPath, finalPath);
+  const finalPath = await moveIntoPlace(tempPath, root, relativePath, mtime);
   await fsyncDir(dirname(finalPath));
+  return finalPath;
+}
+
+/**
+ * commitFile without the folder's fsync, for callers that sync many folders together afterwards;
+ * `checkedDirs` (folders this caller checked a moment ago) spares looking at them again.
+ */
+export async function moveIntoPlace(
+  tempPath: string,
+  root: string,
+  relativePath: string,
+  mtime?: Date,
+  checkedDirs?: Set<string>,
+): Promise<string> {
+  const finalPath = resolveInside(root, relativePath);
+  await prepareParentDirs(root, relativePath, checkedDirs);
+  if (mtime && !Number.isNaN(mtime.getTime())) await utimes(tempPath, mtime, mtime);
+  try {
+    await rename(tempPath, finalPath);
+  } catch (error) {
+    // rename(2) refuses to replace a folder with a file (EISDIR; other codes on other systems).
+    if ((await lstat(finalPath).catch(() => undefined))?.isDirectory())
+      throw new UnsafePathError(`${finalPath} is a folder, so the file cannot go there`, { cause: error });
+    throw error;
+  }
   return finalPath;
 }
 

@@ -96,11 +96,17 @@ export function resolveInside(root: string, relativePath: string): string {
  * Creates the folders above `relativePath` one at a time, refusing any that is a symlink or a
  * file, so a planted link can never redirect a write outside `root`.
  */
-export async function prepareParentDirs(root: string, relativePath: string): Promise<void> {
+export async function prepareParentDirs(
+  root: string,
+  relativePath: string,
+  /** Folders already checked (or created) by this caller a moment ago: not looked at again. */
+  checked?: Set<string>,
+): Promise<void> {
   const segments = relativePath.split('/').slice(0, -1);
   let current = root;
   for (const segment of segments) {
     current = join(current, segment);
+    if (checked?.has(current)) continue;
     let info = await lstat(current).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') return undefined;
       throw error;
@@ -115,6 +121,7 @@ export async function prepareParentDirs(root: string, relativePath: string): Pro
       throw new UnsafePathError(`refusing to write through the symbolic link ${current}`);
     if (!info.isDirectory())
       throw new UnsafePathError(`${current} is a file, so ${relativePath} cannot be created below it`);
+    checked?.add(current);
   }
 }
 

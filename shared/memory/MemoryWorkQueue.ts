@@ -108,11 +108,14 @@ export class MemoryWorkQueue implements WorkQueue {
   private take(max: number): ReceivedWork[] {
     const now = this.now();
     const received: ReceivedWork[] = [];
-    for (const message of [...this.messages]) {
-      if (received.length >= max) break;
+    // In place, stopping at `max`: messages in flight sit at the front, so a receive costs what is
+    // in flight, not the length of the queue.
+    for (let i = 0; i < this.messages.length && received.length < max; i += 1) {
+      const message = this.messages[i] as StoredMessage;
       if (message.visibleAt > now) continue;
       if (this.maxReceiveCount !== undefined && message.receiveCount >= this.maxReceiveCount) {
-        this.messages.splice(this.messages.indexOf(message), 1);
+        this.messages.splice(i, 1);
+        i -= 1;
         this.deadLetters.push({
           item: JSON.parse(message.body) as WorkItem,
           reason: `received ${message.receiveCount} times without being acknowledged`,

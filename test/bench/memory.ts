@@ -1,4 +1,5 @@
 import { generateLibrary, startCloudinaryDouble } from '../double/index.js';
+import { backupMemoryReport, measureBackupMemory } from './backupMemory.js';
 import type { ChildMessage, ReplicateJob, TransferDone } from './children/protocol.js';
 import { procStatusBytes } from './children/util.js';
 import { profileFlags, type BenchContext } from './context.js';
@@ -211,5 +212,8 @@ export async function memorySection(context: BenchContext): Promise<SectionResul
       "moto keeps objects in its own memory (or spooled temp files): that is moto's RSS, not the worker's.",
     ],
   };
-  return { name: 'memory', tables: [table], metrics, targets, data: runs };
+  const backup = backupMemoryReport(await measureBackupMemory(context, context.mode));
+  metrics.push(backup.metric);
+  targets.push(backup.target);
+  return { name: 'memory', tables: [table, backup.table], metrics, targets, data: { worker: runs, backup } };
 }

@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import type { AwsClients } from '../../shared/aws/clients.js';
 import { generateLibrary, startCloudinaryDouble, type CloudinaryDouble } from '../double/index.js';
 import { runChild } from './backupRuns.js';
@@ -7,7 +6,6 @@ import type { BenchContext } from './context.js';
 import { freshAwsResources } from './support/awsBed.js';
 import { adminCallFloor, originalUrls, totalBytes, warmEtags } from './support/library.js';
 import { RequestMeter, type MeterReading } from './support/requestMeter.js';
-import { makeScratch, removeScratch } from './support/scratch.js';
 import { pipelineWorkload } from './workloads.js';
 
 /** The cycle's shape, as deployed by default: 2 invocations at a time here, 8 messages each, 4 assets at once. */
@@ -88,23 +86,24 @@ export function pipelineRun(context: BenchContext): Promise<PipelineRun> {
     const workload = pipelineWorkload(context.mode);
     const library = generateLibrary(workload.library);
     const double = await startCloudinaryDouble({ library, rateLimitPerHour: 1_000_000 });
-    const scratch = await makeScratch('pipeline');
     try {
       const bytes = totalBytes(library);
       context.log(`pipeline: ${library.size} assets, ${(bytes / 1e6).toFixed(0)} MB into moto`);
       await warmEtags(library);
+      // The plain client into S3 on the same moto (then reset, so the pipeline starts empty).
+      const urls = await originalUrls(double);
+      const baselineBed = await freshAwsResources();
       const baseline = await runChild(
         context,
-        'baselineClient.ts',
+        'baselineS3Client.ts',
         {
-          urls: await originalUrls(double),
-          dest: join(scratch, 'baseline'),
+          urls,
+          endpoint: baselineBed.endpoint,
+          bucket: baselineBed.bucket,
           concurrency: PIPELINE_WORKERS * PIPELINE_CONCURRENCY,
         },
-        'baseline-pipeline',
+        'baseline-s3-pipeline',
       );
-      await removeScratch(scratch);
-
       const aws = await freshAwsResources();
       Object.assign(process.env, {
         CLOUDINARY_URL: double.cloudinaryUrl,
@@ -139,7 +138,6 @@ export function pipelineRun(context: BenchContext): Promise<PipelineRun> {
         meterComplete,
       };
     } finally {
-      await removeScratch(scratch);
       await double.close();
     }
   });

@@ -10,14 +10,21 @@ export interface BaselineJob {
   urls: string[];
   dest: string;
   concurrency: number;
-  /** fsync each file before closing it, as a copier that promises durable files must. */
-  fsync?: boolean;
+}
+
+export interface BaselineS3Job {
+  urls: string[];
+  /** moto's endpoint and a bucket there. */
+  endpoint: string;
+  bucket: string;
+  concurrency: number;
 }
 
 export interface BackupJob {
   cloudinaryUrl: string;
   dest: string;
-  concurrency: number;
+  /** Downloads at once; `npm run backup`'s default when undefined. */
+  concurrency?: number;
 }
 
 export interface ReplicateJob {
