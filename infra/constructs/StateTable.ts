@@ -1,5 +1,5 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
-import { AttributeType, BillingMode, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
+import { AttributeType, BillingMode, ProjectionType, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
 
 /**
@@ -21,6 +21,13 @@ export class StateTable extends Construct {
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       deletionProtection: true,
       removalPolicy: RemovalPolicy.RETAIN,
+    });
+    // Renames: the states of one Cloudinary asset_id, so a new public id is copied, not downloaded.
+    // Keys only: an index write happens only when an item's assetId changes (rarely).
+    this.table.addGlobalSecondaryIndex({
+      indexName: 'byAssetId',
+      partitionKey: { name: 'assetId', type: AttributeType.STRING },
+      projectionType: ProjectionType.KEYS_ONLY,
     });
   }
 }

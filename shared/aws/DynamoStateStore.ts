@@ -29,6 +29,7 @@ import type {
   FailureDetails,
   ListingProgress,
   RunCounters,
+  RunCoverage,
   RunRecord,
   StateStore,
 } from '../types.js';
@@ -38,6 +39,8 @@ type Item = Record<string, AttributeValue>;
 const ASSET_PREFIX = 'ASSET#';
 const ASSET_SORT_KEY = 'STATE';
 const RUN_PARTITION = 'RUN';
+/** The global secondary index from `assetId` to the asset's keys (infra/constructs/StateTable.ts). */
+export const ASSET_ID_INDEX = 'byAssetId';
 /** BatchGetItem's limit on keys per request. */
 export const BATCH_GET_LIMIT = 100;
 const MAX_ERROR_CHARS = 1000;
@@ -331,6 +334,60 @@ export class DynamoStateStore implements StateStore {
     );
   }
 
+  async findByAssetId(assetId: string): Promise<AssetState[]> {
+    if (!assetId) return [];
+    // The index holds keys only (cheap to keep up); the states are then read consistently.
+    const ids: string[] = [];
+    let start: Item | undefined;
+    do {
+      const page = await this.send(() =>
+        this.dynamo.send(
+          new QueryCommand({
+            TableName: this.table,
+            IndexName: ASSET_ID_INDEX,
+            KeyConditionExpression: '#assetId = :assetId',
+            ExpressionAttributeNames: { '#assetId': 'assetId' },
+            ExpressionAttributeValues: { ':assetId': { S: assetId } },
+            ...(start ? { ExclusiveStartKey: start } : {}),
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) {
+        const pk = item.pk?.S;
+        if (pk?.startsWith(ASSET_PREFIX)) ids.push(pk.slice(ASSET_PREFIX.length));
+      }
+      start = page.LastEvaluatedKey;
+    } while (start);
+    if (ids.length === 0) return [];
+    const states = await this.getMany(ids);
+    return [...states.values()].filter((state) => state.assetId === assetId);
+  }
+
+  async markRenamed(id: string, assetId: string, newId: string, at: string): Promise<void> {
+    await this.conditional(() =>
+      this.dynamo.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: assetKey(id),
+          UpdateExpression: 'SET #status = :renamed, #renamedTo = :to, #deletedAt = :at',
+          ConditionExpression: '#assetId = :assetId AND #status <> :renamed',
+          ExpressionAttributeNames: {
+            '#status': 'status',
+            '#renamedTo': 'renamedTo',
+            '#deletedAt': 'deletedAt',
+            '#assetId': 'assetId',
+          },
+          ExpressionAttributeValues: {
+            ':renamed': { S: 'renamed' },
+            ':to': { S: newId },
+            ':at': { S: at },
+            ':assetId': { S: assetId },
+          },
+        }),
+      ),
+    );
+  }
+
   async checkEtag(
     ref: AssetRef,
     version: number,
@@ -485,6 +542,7 @@ export class DynamoStateStore implements StateStore {
       error: run.error,
       listingCapabilities: run.listingCapabilities,
       redrive: run.redrive,
+      coverage: run.coverage,
     };
     Object.entries(fields).forEach(([name, value], i) => {
       names[`#f${i}`] = name;
@@ -644,10 +702,13 @@ const ASSET_FIELDS = [
   'quarantinedVersion',
   'quarantinedBytes',
   'errors',
+  'renamedTo',
 ] as const satisfies readonly (keyof AssetState)[];
 
 function assetItem(state: AssetState): Item {
-  return toItem(Object.fromEntries(ASSET_FIELDS.map((name) => [name, state[name]])));
+  // An index key cannot be an empty string: an asset without an asset_id stays out of the index.
+  const fields = { ...state, assetId: state.assetId || undefined };
+  return toItem(Object.fromEntries(ASSET_FIELDS.map((name) => [name, fields[name]])));
 }
 
 /** An asset state from its item; undefined for an item that holds only a lease. */
@@ -682,6 +743,7 @@ function runFromItem(item: Item): RunRecord {
     run.listingCapabilities = raw.listingCapabilities as ListingCapabilities;
   }
   if (raw.redrive === true) run.redrive = true;
+  if (typeof raw.coverage === 'object' && raw.coverage !== null) run.coverage = raw.coverage as RunCoverage;
   return run;
 }
 

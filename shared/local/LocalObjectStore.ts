@@ -8,7 +8,7 @@ import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { LOCAL_CONTROL_DIR } from '../constants.js';
 import { AssetGoneError } from '../errors.js';
 import { VerifyingStream } from '../hashing.js';
-import type { ObjectStore, PutOptions, PutResult, StoredObject } from '../types.js';
+import type { CopyOptions, ObjectStore, PutOptions, PutResult, StoredObject } from '../types.js';
 import { commitFile, removeFile } from './files.js';
 import {
   assertNoSymlinkParents,
@@ -125,6 +125,17 @@ export class LocalObjectStore implements ObjectStore {
 
   async put(key: string, body: Readable, options: PutOptions): Promise<PutResult> {
     return this.withKeyLock(key, () => this.putUnlocked(key, body, options));
+  }
+
+  /** A renamed asset: the file is copied inside the folder (read back and verified), not downloaded. */
+  async copy(from: { key: string }, key: string, options: CopyOptions): Promise<PutResult> {
+    const body = await this.get(from.key);
+    return this.put(key, body, {
+      metadata: options.metadata,
+      createdAt: options.createdAt,
+      signal: options.signal,
+      expected: options.expected,
+    });
   }
 
   private async putUnlocked(key: string, body: Readable, options: PutOptions): Promise<PutResult> {

@@ -179,6 +179,7 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
   const signal = closing.signal;
   const base: DeliveryBase = { origin: '', cloudName };
   const admin = new AdminApi(library, base, now);
+  admin.searchLagMs = options.searchLagMs ?? 0;
   let searchMode: SearchMode = options.search ?? 'tier2';
 
   const log = (entry: RequestLogEntry): void => {

@@ -202,6 +202,11 @@ export interface DoubleOptions {
    * with `setSearchMode`.
    */
   search?: SearchMode;
+  /**
+   * Search's eventual consistency (CLOUDINARY.md, "Search": results are eventually consistent, in
+   * seconds): assets uploaded or changed less than this many ms ago are missing from Search. 0 when absent.
+   */
+  searchLagMs?: number;
 }
 
 /**
