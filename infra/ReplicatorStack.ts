@@ -131,11 +131,13 @@ export class ReplicatorStack extends Stack {
         ...sourceSettings,
         ADMIN_RESERVE: config.adminReserve,
         LISTING_API: config.listingApi,
+        RECONCILE_EVERY_DAYS: config.reconcileEveryDays,
       });
 
     this.replicate
       // Leases and records (UpdateItem, PutItem), the failures of earlier attempts (BatchGetItem),
-      // run counters credited to the latest run (Query, UpdateItem).
+      // run counters credited to the latest run (Query, UpdateItem), the copy of a renamed asset's
+      // asset_id (Query on the byAssetId index).
       .bindTable(this.state.table, [
         'dynamodb:BatchGetItem',
         'dynamodb:PutItem',
@@ -143,11 +145,13 @@ export class ReplicatorStack extends Stack {
         'dynamodb:Query',
       ])
       // Multipart uploads (aborted when a copy fails); an asset whose MD5 the source did not
-      // announce gets it as a tag on the version just written.
+      // announce gets it as a tag on the version just written; a renamed asset is copied from the
+      // version held under its old id (CopyObject reads it) and the copy's size checked.
       .bindBucket(this.backup.bucket, ASSETS_PREFIX, [
         's3:PutObject',
         's3:AbortMultipartUpload',
         's3:PutObjectVersionTagging',
+        's3:GetObjectVersion',
       ])
       // The event source mapping receives and deletes with this role (SERVICE_USED_ACTIONS); the
       // worker itself delays a retry (ChangeMessageVisibility) and deletes what it dead-letters.
@@ -157,6 +161,7 @@ export class ReplicatorStack extends Stack {
         'sqs:GetQueueAttributes',
         'sqs:ChangeMessageVisibility',
       ])
+      .bindTableIndex(this.state.table, this.state.assetIdIndex, ['dynamodb:Query'])
       .bindQueue(this.work.deadLetterQueue, 'DLQ_URL', ['sqs:SendMessage'])
       .bindCloudinary(this.cloudinary)
       .bindSettings({

@@ -213,6 +213,15 @@ describe('state table', () => {
       AttributeDefinitions: [
         { AttributeName: 'pk', AttributeType: 'S' },
         { AttributeName: 'sk', AttributeType: 'S' },
+        { AttributeName: 'assetId', AttributeType: 'S' },
+      ],
+      // Renames: the states of one asset_id, keys only (an index write only when assetId changes).
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: 'byAssetId',
+          KeySchema: [{ AttributeName: 'assetId', KeyType: 'HASH' }],
+          Projection: { ProjectionType: 'KEYS_ONLY' },
+        },
       ],
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
       DeletionProtectionEnabled: true,
@@ -302,7 +311,14 @@ describe('functions', () => {
     const envOf = (id: 'Enumerate' | 'Replicate'): Json =>
       (functionNamed(id).Properties?.Environment as { Variables: Json }).Variables;
     expect(Object.keys(envOf('Enumerate')).sort()).toEqual(
-      [...common, 'ADMIN_RESERVE', 'LISTING_API', 'CONTINUATION_GROUP', 'CONTINUATION_ROLE_ARN'].sort(),
+      [
+        ...common,
+        'ADMIN_RESERVE',
+        'LISTING_API',
+        'RECONCILE_EVERY_DAYS',
+        'CONTINUATION_GROUP',
+        'CONTINUATION_ROLE_ARN',
+      ].sort(),
     );
     expect(Object.keys(envOf('Replicate')).sort()).toEqual(
       [
@@ -370,7 +386,13 @@ describe('functions', () => {
     expect(objectStatements('Replicate')).toEqual([
       {
         Effect: 'Allow',
-        Action: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:PutObjectVersionTagging'],
+        Action: [
+          's3:PutObject',
+          's3:AbortMultipartUpload',
+          's3:PutObjectVersionTagging',
+          // A renamed asset is copied from the version held under its old id.
+          's3:GetObjectVersion',
+        ],
         Resource: onPrefix('assets/'),
       },
       // Lists unfinished uploads (IAM has no prefix condition for it) to abort what a dead copy left.

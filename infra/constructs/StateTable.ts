@@ -9,6 +9,8 @@ import { Construct } from 'constructs';
  */
 export class StateTable extends Construct {
   readonly table: Table;
+  /** Index from `assetId` to the keys of its states (shared/aws/DynamoStateStore.ts ASSET_ID_INDEX). */
+  readonly assetIdIndex = 'byAssetId';
 
   constructor(scope: Construct, id: string) {
     super(scope, id);
@@ -25,7 +27,7 @@ export class StateTable extends Construct {
     // Renames: the states of one Cloudinary asset_id, so a new public id is copied, not downloaded.
     // Keys only: an index write happens only when an item's assetId changes (rarely).
     this.table.addGlobalSecondaryIndex({
-      indexName: 'byAssetId',
+      indexName: this.assetIdIndex,
       partitionKey: { name: 'assetId', type: AttributeType.STRING },
       projectionType: ProjectionType.KEYS_ONLY,
     });
