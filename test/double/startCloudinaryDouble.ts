@@ -45,6 +45,7 @@ const OPTION_NAMES = new Set<string>([
   'staleUnversioned',
   'requestLogLimit',
   'search',
+  'searchLagMs',
 ]);
 const MAX_REQUEST_BODY_BYTES = 1024 * 1024;
 const LOGGED_PARAMS = [
