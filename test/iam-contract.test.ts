@@ -33,7 +33,8 @@ interface Scenario {
  * One daily run of the deployed stack on moto, every AWS request recorded: the schedule starts
  * the enumerator, the Admin API budget runs out and it pauses with a continuation schedule, the
  * continuation finishes the listing and finalizes; the worker copies every asset (one multipart),
- * retries a flaky one and dead-letters one that always arrives cut short.
+ * retries a flaky one and dead-letters one that always arrives cut short. The next day's run
+ * copies a renamed asset inside the bucket.
  */
 async function dailyRun(context: Record<string, string | undefined>): Promise<Scenario> {
   const library = generateLibrary({
@@ -80,19 +81,33 @@ async function dailyRun(context: Record<string, string | undefined>): Promise<Sc
     }),
   );
   const clock = () => now;
+  /** One daily run: the schedule starts it, continuations finish it, the worker drains the queue. */
+  const daily = async (mustPause: boolean) => {
+    const first = await stack.invokeEnumerate(stack.dailyInput(), clock);
+    if (mustPause) expect(first.status, 'the budget is small enough to pause the listing').toBe('paused');
+    await stack.drainWorkQueue(stack.batchSize());
+    let outcome = first;
+    for (let rounds = 0; outcome.status === 'paused' && rounds < 10; rounds++) {
+      now = new Date(outcome.resumeAt ?? now);
+      const continuation = await stack.lastContinuationInput();
+      expect(continuation).toEqual({ action: 'continue', runId: first.runId });
+      outcome = await stack.invokeEnumerate(continuation ?? {}, clock);
+    }
+    expect(outcome.status).toBe('completed');
+    await stack.drainWorkQueue(stack.batchSize());
+  };
 
-  const first = await stack.invokeEnumerate(stack.dailyInput(), clock);
-  expect(first.status, 'the budget is small enough to pause the listing').toBe('paused');
-  await stack.drainWorkQueue(stack.batchSize());
-  let outcome = first;
-  for (let rounds = 0; outcome.status === 'paused' && rounds < 10; rounds++) {
-    now = new Date(outcome.resumeAt ?? now);
-    const continuation = await stack.lastContinuationInput();
-    expect(continuation).toEqual({ action: 'continue', runId: first.runId });
-    outcome = await stack.invokeEnumerate(continuation ?? {}, clock);
-  }
-  expect(outcome.status).toBe('completed');
-  await stack.drainWorkQueue(stack.batchSize());
+  await daily(true);
+  // The next day one asset is renamed: the run lists what changed (with Search) and the worker finds
+  // the asset_id in the state index and copies the object inside the bucket (no download).
+  now = new Date(now.getTime() + 86_400_000);
+  const renamed = library
+    .all()
+    .find((a) => a.resource_type === 'image' && a.type === 'upload' && a.public_id.startsWith('photos/'));
+  if (!renamed) throw new Error('the generated library has no image to rename');
+  library.rename('image', renamed.type, renamed.public_id, `renamed/${renamed.public_id}`);
+  now = new Date(now.getTime() + 60_000);
+  await daily(false);
 
   const calls = stack.proxy.requests
     .filter((r) => r.principal === 'enumerate' || r.principal === 'replicate')
@@ -152,7 +167,7 @@ describe('every AWS request of a deployed daily run is allowed by the template',
   });
 
   describe.each(LISTINGS.map((l, index) => ({ ...l, index })))('listing with $listing', ({ index }) => {
-    it('records the calls of every path: listing, manifest, leases, multipart, aborts, retries, dead letters, the credentials', () => {
+    it('records the calls of every path: listing, manifest, leases, multipart, aborts, retries, dead letters, renames, the credentials', () => {
       const scenario = scenarios[index] as Scenario;
       const enumerate = operations(scenario.calls, 'enumerate');
       const replicate = operations(scenario.calls, 'replicate');
@@ -177,6 +192,9 @@ describe('every AWS request of a deployed daily run is allowed by the template',
         'ChangeMessageVisibility',
         'SendMessage',
         'DeleteMessageBatch',
+        'Query',
+        'CopyObject',
+        'HeadObject',
       ]) {
         expect(replicate, op).toContain(op);
       }
