@@ -214,6 +214,7 @@ export class ReplicatorStack extends Stack {
     this.operator = new OperatorPolicy(this, 'Operator', {
       bucket: this.backup.bucket,
       table: this.state.table,
+      assetIdIndex: this.state.assetIdIndex,
       queue: this.work.queue,
       deadLetterQueue: this.work.deadLetterQueue,
       cloudinary: this.cloudinary,
