@@ -63,7 +63,7 @@ export function coverageFor(input: {
   if (settings.reconcileEveryDays <= 0) return full('RECONCILE_EVERY_DAYS=0 lists everything every run');
   const lastFull = before.lastFullAt ? Date.parse(before.lastFullAt) : Number.NaN;
   if (!(now.getTime() - lastFull < settings.reconcileEveryDays * DAY_MS)) {
-    return full(`the weekly reconciliation is due (every ${settings.reconcileEveryDays} days)`);
+    return full(`the reconciliation is due (every ${settings.reconcileEveryDays} days)`);
   }
   const since = new Date(Date.parse(previous.startedAt) - INCREMENTAL_OVERLAP_MS).toISOString();
   return { kind: 'changes', since, lastFullAt: before.lastFullAt, settingsKey };
