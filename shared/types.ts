@@ -272,7 +272,11 @@ export interface RunCoverage {
 
 /** Port: what has been copied (DynamoDB table or a local database). */
 export interface StateStore {
-  getMany(ids: string[]): Promise<Map<string, AssetState>>;
+  /**
+   * `consistent: false` allows an eventually consistent read (half the price on DynamoDB) where a
+   * conditional write guards the outcome anyway (the enumerator's diff: the lease decides).
+   */
+  getMany(ids: string[], options?: { consistent?: boolean }): Promise<Map<string, AssetState>>;
   /**
    * Records a replicated asset. Conditional: a state holding a newer version is never
    * overwritten; returns false when the stored version is newer.

@@ -139,14 +139,14 @@ export class DynamoStateStore implements StateStore {
     this.now = options.now ?? (() => new Date());
   }
 
-  async getMany(ids: string[]): Promise<Map<string, AssetState>> {
+  async getMany(ids: string[], options: { consistent?: boolean } = {}): Promise<Map<string, AssetState>> {
     const unique = [...new Set(ids)];
     const found = new Map<string, AssetState>();
     const chunks: string[][] = [];
     for (let i = 0; i < unique.length; i += BATCH_GET_LIMIT)
       chunks.push(unique.slice(i, i + BATCH_GET_LIMIT));
     await mapLimit(chunks, 4, async (chunk) => {
-      for (const item of await this.batchGet(chunk.map(assetKey))) {
+      for (const item of await this.batchGet(chunk.map(assetKey), options.consistent ?? true)) {
         const state = assetFromItem(item);
         if (state) found.set(state.id, state);
       }
@@ -610,7 +610,7 @@ export class DynamoStateStore implements StateStore {
   }
 
   /** One BatchGetItem of ≤ 100 keys, retrying what DynamoDB leaves unprocessed. */
-  private async batchGet(keys: Item[]): Promise<Item[]> {
+  private async batchGet(keys: Item[], consistent: boolean): Promise<Item[]> {
     const items: Item[] = [];
     let pending = keys;
     for (let attempt = 1; pending.length > 0; attempt++) {
@@ -623,7 +623,7 @@ export class DynamoStateStore implements StateStore {
       const answer = await this.send(() =>
         this.dynamo.send(
           new BatchGetItemCommand({
-            RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true } },
+            RequestItems: { [this.table]: { Keys: pending, ConsistentRead: consistent } },
           }),
         ),
       );

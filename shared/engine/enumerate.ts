@@ -326,7 +326,8 @@ async function enqueueChanged(
   const report = { enqueued: 0, upgraded: 0, mismatched: 0 };
   if (assets.length === 0) return report;
   const runId = run.runId;
-  const states = await deps.state.getMany(assets.map(assetIdOf));
+  // A stale state only enqueues a copy the lease then finds done, or one a later run catches.
+  const states = await deps.state.getMany(assets.map(assetIdOf), { consistent: false });
   const options = { redrive: run.redrive === true };
   const changed: SourceAsset[] = [];
   for (const asset of assets) {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createContext, type BenchContext } from './context.js';
 import { costSection } from './cost.js';
+import { dailyRunSection } from './dailyRun.js';
 import { economySection } from './economy.js';
 import { describeMachine, loadAverage, machineLines } from './machine.js';
 import { memorySection } from './memory.js';
@@ -35,6 +36,7 @@ const SECTIONS: Record<SectionName, (context: BenchContext) => Promise<SectionRe
   memory: memorySection,
   economy: economySection,
   resume: resumeSection,
+  dailyRun: dailyRunSection,
   cost: costSection,
 };
 
