@@ -20,8 +20,13 @@ export const RECONCILE_EVERY_DAYS = DEFAULT_SETTINGS.reconcileEveryDays;
 /** What one daily run of the enumerator costs: Admin API calls and DynamoDB units and items. */
 export interface RunCost {
   adminCalls: number;
-  /** DynamoDB read request units, as moto reports them (ReturnConsumedCapacity). */
+  /**
+   * DynamoDB read request units as AWS bills them (item sizes, half for eventually consistent
+   * reads); moto's own figure (a whole unit per item either way) is `motoReadUnits`.
+   */
   readUnits: number;
+  motoReadUnits: number;
+  /** DynamoDB write request units, as moto reports them (ReturnConsumedCapacity). */
   writeUnits: number;
   itemsRead: number;
   stateItemsRead: number;
@@ -122,7 +127,8 @@ async function measureLibrary(
       const run: RunRecord = outcome.run;
       return {
         adminCalls: double.counters.adminCalls,
-        readUnits: usage.readUnits,
+        readUnits: usage.billedReadUnits,
+        motoReadUnits: usage.readUnits,
         writeUnits: usage.writeUnits,
         itemsRead: usage.itemsRead,
         stateItemsRead: usage.stateItemsRead,

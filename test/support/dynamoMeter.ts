@@ -13,6 +13,11 @@ const WRITES = new Set([
 export interface DynamoUsage {
   /** Read capacity units DynamoDB reported consumed (on demand: read request units). */
   readUnits: number;
+  /**
+   * Read units as DynamoDB bills them, from the items' sizes: 4 KB per unit, half for eventually
+   * consistent reads (moto charges a whole unit either way), Query and Scan rounded per call.
+   */
+  billedReadUnits: number;
   writeUnits: number;
   /** Items read (scanned items for Query and Scan, found items for Get and BatchGet). */
   itemsRead: number;
@@ -48,6 +53,31 @@ function itemsOf(command: string, output: Json): unknown[] {
   return (output.Items ?? []) as unknown[];
 }
 
+/** An item's size as DynamoDB counts it, near enough: names plus values. */
+function itemBytes(item: unknown): number {
+  let bytes = 0;
+  for (const [name, value] of Object.entries((item ?? {}) as Json))
+    bytes += name.length + JSON.stringify(value).length;
+  return bytes;
+}
+
+function consistentOf(command: string, input: Json): boolean {
+  if (command === 'BatchGetItemCommand') {
+    const requests = Object.values((input.RequestItems ?? {}) as Record<string, Json>);
+    return requests.some((request) => request.ConsistentRead === true);
+  }
+  return input.ConsistentRead === true;
+}
+
+function billedUnits(command: string, input: Json, items: unknown[]): number {
+  const factor = consistentOf(command, input) ? 1 : 0.5;
+  if (command === 'QueryCommand' || command === 'ScanCommand') {
+    const total = items.reduce((sum: number, item) => sum + itemBytes(item), 0);
+    return Math.max(1, Math.ceil(total / 4096)) * factor;
+  }
+  return items.reduce((sum: number, item) => sum + Math.ceil(itemBytes(item) / 4096) * factor, 0);
+}
+
 /**
  * Counts every call of `client` (asking DynamoDB for its consumed capacity on each), so a test or
  * the bench can say what a run cost in read and write units and in items.
@@ -55,7 +85,15 @@ function itemsOf(command: string, output: Json): unknown[] {
 export function meterDynamo(client: DynamoDBClient): DynamoMeter {
   let usage: DynamoUsage;
   const reset = () => {
-    usage = { readUnits: 0, writeUnits: 0, itemsRead: 0, stateItemsRead: 0, itemsWritten: 0, calls: {} };
+    usage = {
+      readUnits: 0,
+      billedReadUnits: 0,
+      writeUnits: 0,
+      itemsRead: 0,
+      stateItemsRead: 0,
+      itemsWritten: 0,
+      calls: {},
+    };
   };
   reset();
   client.middlewareStack.add(
@@ -72,6 +110,7 @@ export function meterDynamo(client: DynamoDBClient): DynamoMeter {
         const items = itemsOf(command, output);
         const scanned = Number(output.ScannedCount ?? items.length);
         usage.itemsRead += scanned;
+        usage.billedReadUnits += billedUnits(command, input, items);
         usage.stateItemsRead += items.filter(isStateItem).length;
       } else if (WRITES.has(command)) {
         usage.writeUnits += units;
