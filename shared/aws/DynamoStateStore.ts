@@ -21,6 +21,7 @@ import {
   etagMismatch,
 } from '../errors.js';
 import { assetIdOf } from '../keys.js';
+import { findByAssetId, markRenamed, type AssetIdIndexAccess } from './dynamoAssetIdIndex.js';
 import type {
   AssetRef,
   AssetState,
@@ -39,8 +40,6 @@ type Item = Record<string, AttributeValue>;
 const ASSET_PREFIX = 'ASSET#';
 const ASSET_SORT_KEY = 'STATE';
 const RUN_PARTITION = 'RUN';
-/** The global secondary index from `assetId` to the asset's keys (infra/constructs/StateTable.ts). */
-export const ASSET_ID_INDEX = 'byAssetId';
 /** BatchGetItem's limit on keys per request. */
 export const BATCH_GET_LIMIT = 100;
 const MAX_ERROR_CHARS = 1000;
@@ -335,57 +334,23 @@ export class DynamoStateStore implements StateStore {
   }
 
   async findByAssetId(assetId: string): Promise<AssetState[]> {
-    if (!assetId) return [];
-    // The index holds keys only (cheap to keep up); the states are then read consistently.
-    const ids: string[] = [];
-    let start: Item | undefined;
-    do {
-      const page = await this.send(() =>
-        this.dynamo.send(
-          new QueryCommand({
-            TableName: this.table,
-            IndexName: ASSET_ID_INDEX,
-            KeyConditionExpression: '#assetId = :assetId',
-            ExpressionAttributeNames: { '#assetId': 'assetId' },
-            ExpressionAttributeValues: { ':assetId': { S: assetId } },
-            ...(start ? { ExclusiveStartKey: start } : {}),
-          }),
-        ),
-      );
-      for (const item of page.Items ?? []) {
-        const pk = item.pk?.S;
-        if (pk?.startsWith(ASSET_PREFIX)) ids.push(pk.slice(ASSET_PREFIX.length));
-      }
-      start = page.LastEvaluatedKey;
-    } while (start);
-    if (ids.length === 0) return [];
-    const states = await this.getMany(ids);
-    return [...states.values()].filter((state) => state.assetId === assetId);
+    return findByAssetId(this.indexAccess(), assetId);
   }
 
   async markRenamed(id: string, assetId: string, newId: string, at: string): Promise<void> {
-    await this.conditional(() =>
-      this.dynamo.send(
-        new UpdateItemCommand({
-          TableName: this.table,
-          Key: assetKey(id),
-          UpdateExpression: 'SET #status = :renamed, #renamedTo = :to, #deletedAt = :at',
-          ConditionExpression: '#assetId = :assetId AND #status <> :renamed',
-          ExpressionAttributeNames: {
-            '#status': 'status',
-            '#renamedTo': 'renamedTo',
-            '#deletedAt': 'deletedAt',
-            '#assetId': 'assetId',
-          },
-          ExpressionAttributeValues: {
-            ':renamed': { S: 'renamed' },
-            ':to': { S: newId },
-            ':at': { S: at },
-            ':assetId': { S: assetId },
-          },
-        }),
-      ),
-    );
+    await markRenamed(this.indexAccess(), id, assetId, newId, at);
+  }
+
+  private indexAccess(): AssetIdIndexAccess {
+    return {
+      dynamo: this.dynamo,
+      table: this.table,
+      send: (call) => this.send(call),
+      conditional: (write) => this.conditional(write),
+      getMany: (ids) => this.getMany(ids),
+      keyOf: assetKey,
+      idOf: (key) => (key.pk?.S?.startsWith(ASSET_PREFIX) ? key.pk.S.slice(ASSET_PREFIX.length) : undefined),
+    };
   }
 
   async checkEtag(
