@@ -140,12 +140,14 @@ export class ReplicatorStack extends Stack {
         ...sourceSettings,
         ADMIN_RESERVE: config.adminReserve,
         LISTING_API: config.listingApi,
+        RECONCILE_EVERY_DAYS: config.reconcileEveryDays,
       });
 
     this.replicate
       // Leases and records (UpdateItem, PutItem), the failures of earlier attempts (BatchGetItem),
       // run counters credited to the latest run (Query, UpdateItem), the checkpoint of a copy in
-      // progress (GetItem, PutItem, DeleteItem).
+      // progress (GetItem, PutItem, DeleteItem), the copy of a renamed asset's asset_id (Query on the
+      // byAssetId index).
       .bindTable(this.state.table, [
         'dynamodb:BatchGetItem',
         'dynamodb:GetItem',
@@ -157,13 +159,15 @@ export class ReplicatorStack extends Stack {
       // Multipart uploads, continued by a later attempt once ListParts shows the recorded parts
       // (aborted when the version changes or the copy is given up), or found completed by an attempt
       // that died before recording it (HeadObject); an asset whose MD5 the source did not announce
-      // gets it as a tag on the version just written.
+      // gets it as a tag on the version just written; a renamed asset is copied from the version held
+      // under its old id (CopyObject reads it) and the copy's size checked.
       .bindBucket(this.backup.bucket, ASSETS_PREFIX, [
         's3:PutObject',
         's3:GetObject',
         's3:AbortMultipartUpload',
         's3:ListMultipartUploadParts',
         's3:PutObjectVersionTagging',
+        's3:GetObjectVersion',
       ])
       // The event source mapping receives and deletes with this role (SERVICE_USED_ACTIONS); the
       // worker itself delays a retry (ChangeMessageVisibility), deletes what it dead-letters and
@@ -175,6 +179,7 @@ export class ReplicatorStack extends Stack {
         'sqs:GetQueueAttributes',
         'sqs:ChangeMessageVisibility',
       ])
+      .bindTableIndex(this.state.table, this.state.assetIdIndex, ['dynamodb:Query'])
       .bindQueue(this.work.deadLetterQueue, 'DLQ_URL', ['sqs:SendMessage'])
       .bindCloudinary(this.cloudinary)
       .bindSettings({
@@ -253,6 +258,7 @@ export class ReplicatorStack extends Stack {
     this.operator = new OperatorPolicy(this, 'Operator', {
       bucket: this.backup.bucket,
       table: this.state.table,
+      assetIdIndex: this.state.assetIdIndex,
       queue: this.work.queue,
       deadLetterQueue: this.work.deadLetterQueue,
       cloudinary: this.cloudinary,

@@ -39,6 +39,8 @@ export interface ReplicatorConfig {
   /** A number of calls, or a share of the account's hourly limit such as `2%`. */
   adminReserve: string;
   listingApi: ListingApi;
+  /** 0: every daily run lists the whole library. */
+  reconcileEveryDays: number;
   resourceTypes: string[];
   deliveryTypes: string[];
   scheduleExpression: string;
@@ -335,6 +337,11 @@ export const KNOBS: KnobTable = {
     default: 'search',
     doc: '`search` (Search API, the engine default: tags, context and structured metadata in the same page) or `resources` (Admin API resource listings). Both count against the Admin API hourly limit.',
     parse: oneOf<ListingApi>('resources', 'search'),
+  },
+  reconcileEveryDays: {
+    default: 7,
+    doc: 'Days between full listings (RECONCILE_EVERY_DAYS): they find deletions and anything the daily runs missed. The runs between list only what changed since the last run through Search (a few Admin calls instead of one per 500 assets). 0 lists everything every run. Accounts without Search always list everything.',
+    parse: integer(0, 365),
   },
   resourceTypes: {
     default: ['image', 'video', 'raw'],

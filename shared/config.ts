@@ -96,6 +96,11 @@ export interface EngineSettings {
    * worker that dies (kill -9, a lost Lambda) gives its work back within this time.
    */
   inFlightSeconds: number;
+  /**
+   * Days between full listings (reconciliations: deletions, anything the incremental listings
+   * missed); the runs between list only what changed. 0: every run lists everything.
+   */
+  reconcileEveryDays: number;
 }
 
 export const DEFAULT_SETTINGS: EngineSettings = {
@@ -113,6 +118,7 @@ export const DEFAULT_SETTINGS: EngineSettings = {
   retryBaseSeconds: 30,
   workerConcurrency: 4,
   inFlightSeconds: 60,
+  reconcileEveryDays: 7,
 };
 
 function list(name: string, raw: string | undefined): string[] | undefined {
@@ -188,6 +194,9 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): EngineSet
       integer('WORKER_CONCURRENCY', env.WORKER_CONCURRENCY, 1, 64) ?? DEFAULT_SETTINGS.workerConcurrency,
     inFlightSeconds:
       integer('IN_FLIGHT_SECONDS', env.IN_FLIGHT_SECONDS, 3, 43_200) ?? DEFAULT_SETTINGS.inFlightSeconds,
+    reconcileEveryDays:
+      integer('RECONCILE_EVERY_DAYS', env.RECONCILE_EVERY_DAYS, 0, 365) ??
+      DEFAULT_SETTINGS.reconcileEveryDays,
   };
 }
 

@@ -83,6 +83,17 @@ export interface AssetSource {
   readonly capabilities?: ListingCapabilities;
   /** Starts from what an earlier call, invocation or run learned. */
   useCapabilities?(capabilities: ListingCapabilities): void;
+  /**
+   * One page of the assets of `listings` uploaded or changed (tags, context, metadata, public id)
+   * at or after `since` (ISO), in one walk over every listing. Undefined when the account cannot
+   * list changes (no Search): the caller lists everything instead.
+   */
+  listChanges?(
+    listings: Listing[],
+    since: string,
+    cursor: string | undefined,
+    options?: { deadline?: number },
+  ): Promise<SourcePage | undefined>;
   /** Opens the original (never a derivative) as a stream, from `offset` when given. */
   open(asset: SourceAsset, options?: { signal?: AbortSignal; offset?: number }): Promise<OpenedAsset>;
 }
@@ -172,13 +183,25 @@ export interface ObjectStore {
    * over. Leftovers of other versions, or that do not check, are discarded.
    */
   resume?(key: string, version: number, saved?: CopyCheckpoint): Promise<CopyCheckpoint | undefined>;
+  /**
+   * Copies an object inside the store (a rename: no download), with new metadata; fails unless the
+   * copy has `expected.bytes` bytes. The result's md5 is the source's recorded MD5.
+   */
+  copy?(from: { key: string; versionId?: string }, key: string, options: CopyOptions): Promise<PutResult>;
+}
+
+export interface CopyOptions {
+  metadata: Record<string, string>;
+  createdAt?: string;
+  expected: { bytes: number; md5: string };
+  signal?: AbortSignal;
 }
 
 /**
  * `failed`: retried by the next run. `quarantined`: failed permanently (403, 400, too large, a
  * restricted type); retried only when its version or size changes, or on an explicit redrive.
  */
-export type AssetStatus = 'replicated' | 'failed' | 'quarantined' | 'deleted-at-source';
+export type AssetStatus = 'replicated' | 'failed' | 'quarantined' | 'deleted-at-source' | 'renamed';
 
 /** How a copy's bytes were checked: MD5 against Cloudinary's etag, or only their count. */
 export type Verification = 'md5' | 'size';
@@ -207,6 +230,8 @@ export interface AssetState extends AssetRef {
   quarantinedBytes?: number;
   /** The distinct errors of the failing version, oldest first (a few, each cut short). */
   errors?: string[];
+  /** Status `renamed`: the state id the asset now lives under (its object here stays). */
+  renamedTo?: string;
 }
 
 /** How a failure is recorded besides its last error. */
@@ -259,11 +284,31 @@ export interface RunRecord {
   listingCapabilities?: ListingCapabilities;
   /** This run retries quarantined assets too (an explicit redrive). */
   redrive?: boolean;
+  /** What the run lists: only the changes since a time, or everything (a reconciliation). */
+  coverage?: RunCoverage;
+}
+
+/** What a run lists, and what the next run needs to list only what changed after it. */
+export interface RunCoverage {
+  /** `changes`: what changed since `since` (Search); `full`: the complete listing (finds deletions). */
+  kind: 'changes' | 'full';
+  /** ISO time the changes are listed from (the last successful run's start minus an overlap). */
+  since?: string;
+  /** Start of the last completed full listing (this run's own start for a full one). */
+  lastFullAt?: string;
+  /** The settings the listing depends on; a run under other settings lists everything. */
+  settingsKey: string;
+  /** Why a full listing (first run, failed run, changed settings, schedule, no Search). */
+  reason?: string;
 }
 
 /** Port: what has been copied (DynamoDB table or a local database). */
 export interface StateStore {
-  getMany(ids: string[]): Promise<Map<string, AssetState>>;
+  /**
+   * `consistent: false` allows an eventually consistent read (half the price on DynamoDB) where a
+   * conditional write guards the outcome anyway (the enumerator's diff: the lease decides).
+   */
+  getMany(ids: string[], options?: { consistent?: boolean }): Promise<Map<string, AssetState>>;
   /**
    * Records a replicated asset. Conditional: a state holding a newer version is never
    * overwritten; returns false when the stored version is newer.
@@ -288,6 +333,13 @@ export interface StateStore {
     details?: FailureDetails,
   ): Promise<void>;
   markDeleted(ids: string[], at: string): Promise<void>;
+  /** The states recorded with this Cloudinary asset_id (a renamed asset has several). */
+  findByAssetId?(assetId: string): Promise<AssetState[]>;
+  /**
+   * Records `id` as renamed to `newId` (its copy stays); only while its state still holds `assetId`
+   * and is not already renamed.
+   */
+  markRenamed?(id: string, assetId: string, newId: string, at: string): Promise<void>;
   /**
    * Checks a replicated copy of `version` against an etag the source now gives: 'verified' when the
    * recorded MD5 matches (the state becomes md5-verified, nothing is downloaded), 'mismatch' when it

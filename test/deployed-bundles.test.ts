@@ -65,9 +65,14 @@ function environmentOf(fn: DeployedFunction): Record<string, string> {
   return resolveEnvironment(fn.environment, bed.ctx, fn.logicalId);
 }
 
-/** Invokes `fn` from cdk.out as Lambda would, with its template environment less `without`. */
-async function invoke(fn: DeployedFunction, event: unknown, without?: string): Promise<Invocation> {
-  const environment = environmentOf(fn);
+/** Invokes `fn` from cdk.out as Lambda would, with its template environment less `without` (plus `extra`). */
+async function invoke(
+  fn: DeployedFunction,
+  event: unknown,
+  without?: string,
+  extra: Record<string, string> = {},
+): Promise<Invocation> {
+  const environment = { ...environmentOf(fn), ...extra };
   if (without) delete environment[without];
   const bound = bed.resource(fn.logicalId);
   return invokeDeployed(fn, event, {
@@ -414,15 +419,19 @@ describe('a stack that stops passing a variable the bundle needs', { timeout: 30
         'WORKER_MAPPING_ID',
       ]),
     );
-    // Each invocation may make one Admin call and must then pause: continuing needs the schedule variables.
+    // Each invocation may make one Admin call and must then pause: continuing needs the schedule
+    // variables. A full listing (a day after a full one, a run would list only the changes: one call).
+    const fullListing = { RECONCILE_EVERY_DAYS: '0' };
     leaveReserve();
-    const control = succeeded(await invoke(enumerateFn, daily.event)) as { status: string };
+    const control = succeeded(await invoke(enumerateFn, daily.event, undefined, fullListing)) as {
+      status: string;
+    };
     expect(control.status).toBe('paused');
 
     const outcomes = [];
     for (const name of variables) {
       leaveReserve();
-      const outcome = await invoke(enumerateFn, daily.event, name);
+      const outcome = await invoke(enumerateFn, daily.event, name, fullListing);
       outcomes.push({ name, failed: !outcome.ok, named: !outcome.ok && outcome.errorMessage.includes(name) });
     }
     expect(outcomes).toEqual(variables.map((name) => ({ name, failed: true, named: true })));

@@ -36,7 +36,8 @@ interface Scenario {
  * the enumerator, the Admin API budget runs out and it pauses with a continuation schedule, the
  * continuation finishes the listing and finalizes; the worker copies every asset (one multipart),
  * retries a flaky one and dead-letters one that is always refused; sending work switched the
- * workers on, and the settle check switches them off once the copies are done.
+ * workers on, and the settle check switches them off once the copies are done. The next day's run
+ * copies a renamed asset inside the bucket.
  */
 async function dailyRun(context: Record<string, string | undefined>): Promise<Scenario> {
   const library = generateLibrary({
@@ -78,7 +79,6 @@ async function dailyRun(context: Record<string, string | undefined>): Promise<Sc
     }),
   );
   const clock = () => now;
-
   const first = await stack.invokeEnumerate(stack.dailyInput(), clock);
   expect(first.status, 'the budget is small enough to pause the listing').toBe('paused');
   await stack.drainWorkQueue(stack.batchSize());
@@ -115,6 +115,23 @@ async function dailyRun(context: Record<string, string | undefined>): Promise<Sc
   } finally {
     await functionUrl.close();
   }
+  await stack.drainWorkQueue(stack.batchSize());
+
+  // The next day one asset is renamed: the run lists what changed (with Search) and the worker finds
+  // the asset_id in the state index and copies the object inside the bucket (no download).
+  now = new Date(now.getTime() + 86_400_000);
+  const renamed = library
+    .all()
+    .find((a) => a.resource_type === 'image' && a.type === 'upload' && a.public_id.startsWith('photos/'));
+  if (!renamed) throw new Error('the generated library has no image to rename');
+  library.rename('image', renamed.type, renamed.public_id, `renamed/${renamed.public_id}`);
+  now = new Date(now.getTime() + 60_000);
+  let nextDay = await stack.invokeEnumerate(stack.dailyInput(), clock);
+  for (let rounds = 0; nextDay.status === 'paused' && rounds < 10; rounds++) {
+    now = new Date(nextDay.resumeAt ?? now);
+    nextDay = await stack.invokeEnumerate((await stack.lastContinuationInput()) ?? {}, clock);
+  }
+  expect(nextDay.status).toBe('completed');
   await stack.drainWorkQueue(stack.batchSize());
 
   const calls = stack.proxy.requests
@@ -183,7 +200,7 @@ describe('every AWS request of a deployed daily run is allowed by the template',
   });
 
   describe.each(LISTINGS.map((l, index) => ({ ...l, index })))('listing with $listing', ({ index }) => {
-    it('records the calls of every path: listing, manifest, leases, multipart, aborts, retries, dead letters, the credentials, webhook notifications', () => {
+    it('records the calls of every path: listing, manifest, leases, multipart, aborts, retries, dead letters, renames, the credentials, webhook notifications', () => {
       const scenario = scenarios[index] as Scenario;
       const enumerate = operations(scenario.calls, 'enumerate');
       const replicate = operations(scenario.calls, 'replicate');
@@ -215,6 +232,9 @@ describe('every AWS request of a deployed daily run is allowed by the template',
         'ChangeMessageVisibility',
         'SendMessage',
         'DeleteMessageBatch',
+        'Query',
+        'CopyObject',
+        'HeadObject',
       ]) {
         expect(replicate, op).toContain(op);
       }

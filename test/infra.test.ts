@@ -213,6 +213,15 @@ describe('state table', () => {
       AttributeDefinitions: [
         { AttributeName: 'pk', AttributeType: 'S' },
         { AttributeName: 'sk', AttributeType: 'S' },
+        { AttributeName: 'assetId', AttributeType: 'S' },
+      ],
+      // Renames: the states of one asset_id, keys only (an index write only when assetId changes).
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: 'byAssetId',
+          KeySchema: [{ AttributeName: 'assetId', KeyType: 'HASH' }],
+          Projection: { ProjectionType: 'KEYS_ONLY' },
+        },
       ],
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
       DeletionProtectionEnabled: true,
@@ -306,6 +315,7 @@ describe('functions', () => {
         ...common,
         'ADMIN_RESERVE',
         'LISTING_API',
+        'RECONCILE_EVERY_DAYS',
         'CONTINUATION_GROUP',
         'CONTINUATION_ROLE_ARN',
         'WORKER_MAPPING_ID',
@@ -409,6 +419,8 @@ describe('functions', () => {
           's3:AbortMultipartUpload',
           's3:ListMultipartUploadParts',
           's3:PutObjectVersionTagging',
+          // A renamed asset is copied from the version held under its old id.
+          's3:GetObjectVersion',
         ],
         Resource: onPrefix('assets/'),
       },

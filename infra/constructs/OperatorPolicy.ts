@@ -13,6 +13,8 @@ import type { CloudinarySecret } from './CloudinarySecret.js';
 export interface OperatorPolicyProps {
   bucket: IBucket;
   table: ITable;
+  /** The state table's index from asset_id to states (renames). */
+  assetIdIndex: string;
   queue: IQueue;
   deadLetterQueue: IQueue;
   cloudinary: CloudinarySecret;
@@ -55,6 +57,11 @@ export class OperatorPolicy extends Construct {
         ],
         resources: [table.tableArn],
       }),
+      // replicate looks a new public id's asset_id up: a rename is copied inside the bucket.
+      new PolicyStatement({
+        actions: ['dynamodb:Query'],
+        resources: [`${table.tableArn}/index/${props.assetIdIndex}`],
+      }),
       new PolicyStatement({
         actions: [
           'sqs:SendMessage',
@@ -67,7 +74,8 @@ export class OperatorPolicy extends Construct {
       }),
       new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [deadLetterQueue.queueArn] }),
       // replicate writes assets and manifests, aborting a failed multipart upload and tagging the MD5
-      // it computed when the listing had none; pull reads them (and that tag), thawing archived assets.
+      // it computed when the listing had none, and copies a renamed asset from the version its old id
+      // holds; pull reads them (and that tag), thawing archived assets.
       new PolicyStatement({
         actions: [
           's3:PutObject',
@@ -75,6 +83,7 @@ export class OperatorPolicy extends Construct {
           's3:ListMultipartUploadParts',
           's3:PutObjectVersionTagging',
           's3:GetObject',
+          's3:GetObjectVersion',
           's3:GetObjectTagging',
           's3:RestoreObject',
         ],

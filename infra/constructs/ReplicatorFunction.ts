@@ -132,8 +132,17 @@ export class ReplicatorFunction extends NodejsFunction {
 
   /** Sets `envName` to the table name and grants `actions` (what this function's path calls) on it. */
   bindTable(table: ITable, actions: readonly string[], envName = 'TABLE_NAME'): this {
-    table.grant(this, ...actions);
+    // The table only: `table.grant` would add every index (`/index/*`) once the table has one.
+    this.addToRolePolicy(new PolicyStatement({ actions: [...actions], resources: [table.tableArn] }));
     this.addEnvironment(envName, table.tableName);
+    return this;
+  }
+
+  /** Grants `actions` on one index of the table (bound with bindTable), and nothing else there. */
+  bindTableIndex(table: ITable, indexName: string, actions: readonly string[]): this {
+    this.addToRolePolicy(
+      new PolicyStatement({ actions: [...actions], resources: [`${table.tableArn}/index/${indexName}`] }),
+    );
     return this;
   }
 

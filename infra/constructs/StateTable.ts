@@ -1,5 +1,5 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
-import { AttributeType, BillingMode, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
+import { AttributeType, BillingMode, ProjectionType, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
 
 /**
@@ -9,6 +9,8 @@ import { Construct } from 'constructs';
  */
 export class StateTable extends Construct {
   readonly table: Table;
+  /** Index from `assetId` to the keys of its states (shared/aws/DynamoStateStore.ts ASSET_ID_INDEX). */
+  readonly assetIdIndex = 'byAssetId';
 
   constructor(scope: Construct, id: string) {
     super(scope, id);
@@ -21,6 +23,13 @@ export class StateTable extends Construct {
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       deletionProtection: true,
       removalPolicy: RemovalPolicy.RETAIN,
+    });
+    // Renames: the states of one Cloudinary asset_id, so a new public id is copied, not downloaded.
+    // Keys only: an index write happens only when an item's assetId changes (rarely).
+    this.table.addGlobalSecondaryIndex({
+      indexName: this.assetIdIndex,
+      partitionKey: { name: 'assetId', type: AttributeType.STRING },
+      projectionType: ProjectionType.KEYS_ONLY,
     });
   }
 }

@@ -24,6 +24,7 @@ import {
 } from '../errors.js';
 import { assetIdOf } from '../keys.js';
 import { checkpointFromItem, checkpointKey, checkpointToItem } from './copyCheckpoints.js';
+import { findByAssetId, markRenamed, type AssetIdIndexAccess } from './dynamoAssetIdIndex.js';
 import type {
   AssetRef,
   AssetState,
@@ -33,6 +34,7 @@ import type {
   FailureDetails,
   ListingProgress,
   RunCounters,
+  RunCoverage,
   RunRecord,
   StateStore,
 } from '../types.js';
@@ -102,14 +104,14 @@ export class DynamoStateStore implements StateStore {
     this.now = options.now ?? (() => new Date());
   }
 
-  async getMany(ids: string[]): Promise<Map<string, AssetState>> {
+  async getMany(ids: string[], options: { consistent?: boolean } = {}): Promise<Map<string, AssetState>> {
     const unique = [...new Set(ids)];
     const found = new Map<string, AssetState>();
     const chunks: string[][] = [];
     for (let i = 0; i < unique.length; i += BATCH_GET_LIMIT)
       chunks.push(unique.slice(i, i + BATCH_GET_LIMIT));
     await mapLimit(chunks, 4, async (chunk) => {
-      for (const item of await this.batchGet(chunk.map(assetKey))) {
+      for (const item of await this.batchGet(chunk.map(assetKey), options.consistent ?? true)) {
         const state = assetFromItem(item);
         if (state) found.set(state.id, state);
       }
@@ -300,6 +302,26 @@ export class DynamoStateStore implements StateStore {
     );
   }
 
+  async findByAssetId(assetId: string): Promise<AssetState[]> {
+    return findByAssetId(this.indexAccess(), assetId);
+  }
+
+  async markRenamed(id: string, assetId: string, newId: string, at: string): Promise<void> {
+    await markRenamed(this.indexAccess(), id, assetId, newId, at);
+  }
+
+  private indexAccess(): AssetIdIndexAccess {
+    return {
+      dynamo: this.dynamo,
+      table: this.table,
+      send: (call) => this.send(call),
+      conditional: (write) => this.conditional(write),
+      getMany: (ids) => this.getMany(ids),
+      keyOf: assetKey,
+      idOf: (key) => (key.pk?.S?.startsWith(ASSET_PREFIX) ? key.pk.S.slice(ASSET_PREFIX.length) : undefined),
+    };
+  }
+
   async checkEtag(
     ref: AssetRef,
     version: number,
@@ -454,6 +476,7 @@ export class DynamoStateStore implements StateStore {
       error: run.error,
       listingCapabilities: run.listingCapabilities,
       redrive: run.redrive,
+      coverage: run.coverage,
     };
     Object.entries(fields).forEach(([name, value], i) => {
       names[`#f${i}`] = name;
@@ -541,7 +564,7 @@ export class DynamoStateStore implements StateStore {
   }
 
   /** One BatchGetItem of ≤ 100 keys, retrying what DynamoDB leaves unprocessed. */
-  private async batchGet(keys: Item[]): Promise<Item[]> {
+  private async batchGet(keys: Item[], consistent: boolean): Promise<Item[]> {
     const items: Item[] = [];
     let pending = keys;
     for (let attempt = 1; pending.length > 0; attempt++) {
@@ -554,7 +577,7 @@ export class DynamoStateStore implements StateStore {
       const answer = await this.send(() =>
         this.dynamo.send(
           new BatchGetItemCommand({
-            RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true } },
+            RequestItems: { [this.table]: { Keys: pending, ConsistentRead: consistent } },
           }),
         ),
       );
@@ -633,10 +656,14 @@ const ASSET_FIELDS = [
   'quarantinedVersion',
   'quarantinedBytes',
   'errors',
+  'renamedTo',
 ] as const satisfies readonly (keyof AssetState)[];
 
-function assetItem(state: AssetState): Item {
-  return marshall(Object.fromEntries(ASSET_FIELDS.map((name) => [name, state[name]])), OMIT_UNDEFINED);
+/** The stored attributes of an asset state (without its key). */
+export function assetItem(state: AssetState): Item {
+  // An index key cannot be an empty string: an asset without an asset_id stays out of the index.
+  const fields = { ...state, assetId: state.assetId || undefined };
+  return marshall(Object.fromEntries(ASSET_FIELDS.map((name) => [name, fields[name]])), OMIT_UNDEFINED);
 }
 
 /** An asset state from its item; undefined for an item that holds only a lease. */
@@ -671,6 +698,7 @@ function runFromItem(item: Item): RunRecord {
     run.listingCapabilities = raw.listingCapabilities as ListingCapabilities;
   }
   if (raw.redrive === true) run.redrive = true;
+  if (typeof raw.coverage === 'object' && raw.coverage !== null) run.coverage = raw.coverage as RunCoverage;
   return run;
 }
 

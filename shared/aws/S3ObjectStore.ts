@@ -23,7 +23,15 @@ import {
   dispositionOf,
 } from '../errors.js';
 import { VerifyingStream } from '../hashing.js';
-import type { CopyCheckpoint, ObjectStore, PutOptions, PutResult, StoredObject } from '../types.js';
+import type {
+  CopyCheckpoint,
+  CopyOptions,
+  ObjectStore,
+  PutOptions,
+  PutResult,
+  StoredObject,
+} from '../types.js';
+import { copyInBucket } from './s3Copy.js';
 import { contentTypeOf } from '../contentType.js';
 import { resumableUpload, uploadMatches } from './resumableUpload.js';
 
@@ -241,6 +249,21 @@ export class S3ObjectStore implements ObjectStore {
         : undefined;
     await this.discardUploads(key, keep?.uploadId);
     return keep;
+  }
+
+  /** A server-side copy (CopyObject, part by part above 5 GB): a renamed asset, no download. */
+  async copy(
+    from: { key: string; versionId?: string },
+    key: string,
+    options: CopyOptions,
+  ): Promise<PutResult> {
+    assertHeaderSafeMetadata(options.metadata);
+    return copyInBucket(
+      { s3: this.s3, bucket: this.bucket, send: (call, action) => this.send(call, action) },
+      from,
+      key,
+      options,
+    );
   }
 
   async head(key: string): Promise<StoredObject | undefined> {

@@ -43,6 +43,7 @@ import {
   SEARCH_WITH_FIELDS,
   SearchRefusedError,
 } from './listingCapabilities.js';
+import { CHANGE_TIME_READINGS, changesExpression } from './changesExpression.js';
 import { callOptions, loadCloudinarySdk } from './sdk.js';
 
 export interface CloudinarySourceOptions {
@@ -110,6 +111,8 @@ export class CloudinarySource implements AssetSource {
   private readonly reserveFor: (limit: number) => number;
   private readonly log: Log;
   private learned: ListingCapabilities;
+  /** Which reading of the change-time fields Search takes (CHANGE_TIME_READINGS). */
+  private changeReading = 0;
 
   constructor(options: CloudinarySourceOptions) {
     this.credentials = options.credentials;
@@ -154,7 +157,13 @@ export class CloudinarySource implements AssetSource {
     const stored = decodeCursor(cursor, this.listingApi);
     const counted: CallCount = { calls: 0, deadline: options.deadline };
     if (this.learned.api === 'search' && stored.api === 'search') {
-      const page = await this.searchPage(listing, stored.cursor, counted);
+      const page = await this.searchPage(
+        `listing ${listing.resourceType}/${listing.deliveryType}`,
+        () => `resource_type:${listing.resourceType} AND type:${listing.deliveryType}`,
+        stored.cursor,
+        counted,
+        (item) => item.type === listing.deliveryType && item.resource_type === listing.resourceType,
+      );
       if (page) return page;
     }
     // A Search cursor cannot continue a resources walk: that listing starts again from its first page.
@@ -162,12 +171,46 @@ export class CloudinarySource implements AssetSource {
   }
 
   /** One Search page, learning from refusals; undefined when Search turns out not to be available. */
+  /**
+   * The assets of `listings` uploaded or changed since `since`, in one Search walk. Undefined when
+   * Search cannot say (not available, or it refuses every reading of the change-time fields).
+   */
+  async listChanges(
+    listings: Listing[],
+    since: string,
+    cursor: string | undefined,
+    options: { deadline?: number } = {},
+  ): Promise<SourcePage | undefined> {
+    const stored = decodeCursor(cursor, 'search');
+    if (this.learned.api !== 'search' || stored.api !== 'search') return undefined;
+    const counted: CallCount = { calls: 0, deadline: options.deadline };
+    const wanted = new Set(listings.map((l) => `${l.resourceType}/${l.deliveryType}`));
+    return this.searchPage(
+      'listing changes',
+      () => changesExpression(listings, since, CHANGE_TIME_READINGS[this.changeReading] ?? []),
+      stored.cursor,
+      counted,
+      (item) => wanted.has(`${item.resource_type}/${item.type}`),
+      () => {
+        // The docs are silent on which change-time fields Search takes: the next reading, if any.
+        this.changeReading += 1;
+        return this.changeReading < CHANGE_TIME_READINGS.length;
+      },
+    );
+  }
+
+  /**
+   * One Search page, learning from refusals; undefined when Search turns out not to be available
+   * (or, with `refusedExpression`, when it refuses every form of the expression).
+   */
   private async searchPage(
-    listing: Listing,
+    what: string,
+    expression: () => string,
     cursor: string | undefined,
     counted: CallCount,
+    keep: (item: SdkItem) => boolean,
+    refusedExpression?: () => boolean,
   ): Promise<SourcePage | undefined> {
-    const what = `listing ${listing.resourceType}/${listing.deliveryType}`;
     for (;;) {
       const withField = SEARCH_WITH_FIELDS.filter((f) => !this.learned.refusedFields.includes(f));
       try {
@@ -177,7 +220,7 @@ export class CloudinarySource implements AssetSource {
             // The SDK's typings say `params: string`; its code posts the object as JSON.
             (sdk.api.search as unknown as (params: object, options: object) => Promise<unknown>)(
               {
-                expression: `resource_type:${listing.resourceType} AND type:${listing.deliveryType}`,
+                expression: expression(),
                 sort_by: [{ public_id: 'asc' }],
                 max_results: this.pageSize,
                 ...(withField.length > 0 ? { with_field: withField } : {}),
@@ -190,7 +233,7 @@ export class CloudinarySource implements AssetSource {
         );
         const unavailable =
           this.learned.refusedFields.length > 0 ? [...this.learned.refusedFields] : undefined;
-        return this.toPage(listing, page, 'search', counted, unavailable);
+        return this.toPage(page, 'search', counted, unavailable, keep);
       } catch (error) {
         if (!(error instanceof SearchRefusedError)) throw error;
         const fields = refusedFieldsOf(error, withField);
@@ -204,6 +247,11 @@ export class CloudinarySource implements AssetSource {
             learnedAt: this.now().toISOString(),
           };
           continue;
+        }
+        if (refusedExpression) {
+          if (refusedExpression()) continue;
+          this.log.warn('Search refused every form of the change listing: listing everything', { reason });
+          return undefined;
         }
         this.learned = {
           ...this.learned,
@@ -239,19 +287,25 @@ export class CloudinarySource implements AssetSource {
       counted,
     );
     // The resources listing has no etag: copies are verified by their size only.
-    return this.toPage(listing, page, 'resources', counted, ['etag']);
+    return this.toPage(
+      page,
+      'resources',
+      counted,
+      ['etag'],
+      (item) => item.type === listing.deliveryType && item.resource_type === listing.resourceType,
+    );
   }
 
   private toPage(
-    listing: Listing,
     page: SdkPage,
     api: ListingApi,
     counted: CallCount,
     unavailable: string[] | undefined,
+    keep: (item: SdkItem) => boolean,
   ): SourcePage {
     const assets = (page.resources ?? [])
       // Search may return other delivery types when the expression is broad; keep the listing's own.
-      .filter((item) => item.type === listing.deliveryType && item.resource_type === listing.resourceType)
+      .filter(keep)
       .map((item) => toSourceAsset(item, unavailable));
     return {
       assets,

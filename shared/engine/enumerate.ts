@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { listingId, listingsOf, reserveFor, type EngineSettings } from '../config.js';
+import { listingId, listingsOf, reserveFor } from '../config.js';
 import { FatalError, RateLimitedError, RetryableError, describeError } from '../errors.js';
 import { AdminRetryOutOfTimeError } from '../cloudinary/adminRetry.js';
 import { sameCapabilities, unavailableNotes } from '../cloudinary/listingCapabilities.js';
 import { assetIdOf } from '../keys.js';
+import type { EngineSettings } from '../config.js';
 import type {
   AssetSource,
-  Listing,
+  SourcePage,
   ObjectStore,
   RateLimit,
   RunCounters,
@@ -18,6 +19,7 @@ import type {
 } from '../types.js';
 import { etagCheckOf, needsTransfer } from './decide.js';
 import { silentLog, type Log } from './log.js';
+import { CHANGES_LISTING, coverageFor, type CoverageSettings } from './coverage.js';
 import { finalizeListing } from './finalize.js';
 import { manifestPartKey, writeManifestPart } from './manifest.js';
 
@@ -29,11 +31,11 @@ export interface EnumerateDeps {
   workers?: WorkerSwitch;
   /** Where manifests go (the backup bucket or folder). */
   store: ObjectStore;
-  settings: Pick<EngineSettings, 'resourceTypes' | 'deliveryTypes' | 'adminReserve'>;
+  settings: CoverageSettings & Pick<EngineSettings, 'adminReserve'>;
   now?: () => Date;
   log?: Log;
-  /** Called after each page, for progress displays. */
-  onPage?: (run: RunRecord, listing: Listing, page: PageReport) => void;
+  /** Called after each page, for progress displays; `walk` is a listing id or `changes`. */
+  onPage?: (run: RunRecord, walk: string, page: PageReport) => void;
 }
 
 /** What one listed page did. */
@@ -84,11 +86,18 @@ export function newRunId(now: Date): string {
   return `${now.toISOString().replace(/[:.]/gu, '-')}-${randomBytes(3).toString('hex')}`;
 }
 
+/** One walk of a run: a listing, or the changes of every listing; undefined page: no change search. */
+interface Walk {
+  id: string;
+  fetch(cursor: string | undefined, options: { deadline?: number }): Promise<SourcePage | undefined>;
+}
+
 /**
- * Lists every configured listing page by page, enqueues what needs copying, checkpoints each
- * listing's cursor after every page, and stops cleanly before the deadline or the Admin API
- * reserve. After a complete listing it marks unseen assets `deleted-at-source` and writes the
- * run's manifest.
+ * Lists page by page, enqueues what needs copying, checkpoints each walk's cursor after every
+ * page, and stops cleanly before the deadline or the Admin API reserve. An incremental run lists
+ * only what changed since the last successful run (see coverage.ts) and reads the state of only
+ * what it lists; a full listing (a reconciliation) then marks unseen assets `deleted-at-source`.
+ * Either way the run's manifest is written.
  */
 export async function enumerate(
   deps: EnumerateDeps,
@@ -98,7 +107,13 @@ export async function enumerate(
   const log = deps.log ?? silentLog;
   let run = await openRun(deps, request.runId, now, request.redrive === true);
   const listings = listingsOf(deps.settings);
-  log.info('enumerate: run open', { runId: run.runId, phase: run.phase });
+  log.info('enumerate: run open', {
+    runId: run.runId,
+    phase: run.phase,
+    coverage: run.coverage?.kind ?? 'full',
+    ...(run.coverage?.since ? { since: run.coverage.since } : {}),
+    ...(run.coverage?.reason ? { reason: run.coverage.reason } : {}),
+  });
 
   const save = async (changes: Partial<RunRecord>): Promise<void> => {
     const next: RunRecord = { ...run, ...changes, updatedAt: now().toISOString() };
@@ -124,8 +139,20 @@ export async function enumerate(
     if (run.phase !== 'listing' && run.phase !== 'finalizing') {
       await save({ phase: 'listing', resumeAt: undefined });
     }
-    for (const listing of listings) {
-      const id = listingId(listing);
+    const walksOf = (): Walk[] => {
+      const changes = run.coverage;
+      if (changes?.kind === 'changes' && changes.since && deps.source.listChanges) {
+        const since = changes.since;
+        const listChanges = deps.source.listChanges.bind(deps.source);
+        return [{ id: CHANGES_LISTING, fetch: (cursor, o) => listChanges(listings, since, cursor, o) }];
+      }
+      return listings.map((listing) => ({
+        id: listingId(listing),
+        fetch: (cursor, o) => deps.source.listPage(listing, cursor, o),
+      }));
+    };
+    for (const walk of walksOf()) {
+      const id = walk.id;
       while (!(run.listings[id]?.done ?? false)) {
         if (request.deadline !== undefined && now().getTime() > request.deadline - DEADLINE_MARGIN_MS) {
           return await pause(now(), 'deadline');
@@ -138,7 +165,7 @@ export async function enumerate(
         const progress = run.listings[id] ?? { pages: 0, done: false };
         let page;
         try {
-          page = await deps.source.listPage(listing, progress.cursor, {
+          page = await walk.fetch(progress.cursor, {
             ...(request.deadline !== undefined ? { deadline: request.deadline - DEADLINE_MARGIN_MS } : {}),
           });
         } catch (error) {
@@ -165,6 +192,22 @@ export async function enumerate(
           }
           throw error;
         }
+        if (!page) {
+          // No change search for this account (Search refused): this run lists everything instead.
+          await save({
+            ...learned(),
+            listings: {},
+            coverage: {
+              ...(run.coverage ?? { settingsKey: '' }),
+              kind: 'full',
+              since: undefined,
+              lastFullAt: run.startedAt,
+              reason: "Cloudinary's Search is not available for this account",
+            },
+          });
+          log.info('enumerate: listing everything', { runId: run.runId, reason: run.coverage?.reason });
+          return await enumerate(deps, { ...request, runId: run.runId });
+        }
         const report = await enqueueChanged(deps, run, page.assets);
         await writeManifestPart(deps.store, manifestPartKey(run.runId, id, progress.pages), page.assets);
         await save({
@@ -181,7 +224,7 @@ export async function enumerate(
             adminCalls: run.counters.adminCalls + (page.adminCalls ?? 1),
           },
         });
-        deps.onPage?.(run, listing, { listed: page.assets.length, ...report });
+        deps.onPage?.(run, id, { listed: page.assets.length, ...report });
       }
     }
     if (run.phase !== 'finalizing') await save({ phase: 'finalizing' });
@@ -189,7 +232,8 @@ export async function enumerate(
       { store: deps.store, state: deps.state, log },
       {
         runId: run.runId,
-        listings,
+        // A listing of changes cannot see deletions: only a full listing marks them.
+        listings: run.coverage?.kind === 'changes' ? [] : listings,
         at: now().toISOString(),
         after: run.finalizeCursor,
         mustStop: () =>
@@ -208,7 +252,11 @@ export async function enumerate(
       resumeAt: undefined,
       finalizeCursor: undefined,
     });
-    log.info('enumerate: run completed', { runId: run.runId, counters: run.counters });
+    log.info('enumerate: run completed', {
+      runId: run.runId,
+      coverage: run.coverage?.kind ?? 'full',
+      counters: run.counters,
+    });
     return { status: 'completed', run };
   } catch (error) {
     if (error instanceof FatalError) {
@@ -242,13 +290,23 @@ async function openRun(
     return latest;
   }
   const at = now();
+  const startedAt = at.toISOString();
+  const coverage = coverageFor({
+    previous: latest,
+    settings: deps.settings,
+    source: deps.source,
+    now: at,
+    startedAt,
+    redrive,
+  });
   const run: RunRecord = {
     runId: newRunId(at),
     phase: 'listing',
     listings: {},
     counters: emptyCounters(),
-    startedAt: at.toISOString(),
-    updatedAt: at.toISOString(),
+    startedAt,
+    updatedAt: startedAt,
+    coverage,
     // What the account's listing gave last time: no call is spent learning it again.
     ...(latest?.listingCapabilities ? { listingCapabilities: latest.listingCapabilities } : {}),
     ...(redrive ? { redrive: true } : {}),
@@ -272,7 +330,8 @@ async function enqueueChanged(
   const report = { enqueued: 0, upgraded: 0, mismatched: 0 };
   if (assets.length === 0) return report;
   const runId = run.runId;
-  const states = await deps.state.getMany(assets.map(assetIdOf));
+  // A stale state only enqueues a copy the lease then finds done, or one a later run catches.
+  const states = await deps.state.getMany(assets.map(assetIdOf), { consistent: false });
   const options = { redrive: run.redrive === true };
   const changed: SourceAsset[] = [];
   for (const asset of assets) {

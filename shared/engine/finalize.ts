@@ -29,7 +29,7 @@ export interface FinalizeStep {
 }
 
 /**
- * Ends a complete listing: marks what the listing did not return as deleted at the source and
+ * Ends a listing: for the listings it covered completely (none for an incremental run), marks what the listing did not return as deleted at the source and
  * joins the manifest parts into the run's manifest. Memory is 8 bytes per listed id (the ids are
  * kept as digests, see IdDigestSet), and the scan of the state checkpoints every
  * FINALIZE_CHECKPOINT_EVERY states so a deadline only pauses it: the next invocation continues
@@ -58,11 +58,15 @@ export async function finalizeListing(
   };
 
   if (step.mustStop()) return 'stopped';
-  for await (const state of deps.state.listAssets({ after: step.after })) {
+  // No listing covered (an incremental run): no state is read, nothing is marked deleted.
+  const states = covered.size > 0 ? deps.state.listAssets({ after: step.after }) : [];
+  for await (const state of states) {
     last = state.id;
     examined++;
     if (
       state.status !== 'deleted-at-source' &&
+      // A renamed id is gone at the source by design; its state already says where it went.
+      state.status !== 'renamed' &&
       covered.has(`${state.resourceType}/${state.deliveryType}`) &&
       !seen.has(state.id)
     ) {

@@ -19,6 +19,7 @@ import type {
 import { heartbeatIntervalMs, startHeartbeat } from './heartbeat.js';
 import { resumingBody } from './resumingBody.js';
 import { silentLog, type Log } from './log.js';
+import { renameSourceOf } from './rename.js';
 
 export interface ReplicateDeps {
   source: AssetSource;
@@ -41,7 +42,14 @@ export interface ReplicateDeps {
 }
 
 export type ReplicateResult =
-  | { outcome: 'replicated'; bytes: number; md5: string; verifiedBy: Verification }
+  | {
+      outcome: 'replicated';
+      bytes: number;
+      md5: string;
+      verifiedBy: Verification;
+      /** A rename: copied inside the store from this state id, nothing downloaded. */
+      renamedFrom?: string;
+    }
   | { outcome: 'skipped'; reason: 'already-replicated' | 'newer-version-recorded' }
   | { outcome: 'gone' }
   /** Stopped at the invocation's deadline after progress; a new message continues it from `bytes`. */
@@ -166,6 +174,9 @@ export async function replicateWork(
   let started = 0;
   let reached = 0;
   try {
+    // Whoever enqueued it (a listing, a notification): a known asset under a new id is a rename.
+    const renamed = await copyRenamed(deps, work, id, objectKey, signal, log, now);
+    if (renamed) return renamed;
     const { from, saved } = await resumePoint(deps, id, objectKey, asset, log);
     started = reached = from?.bytes ?? 0;
     const finished = await completedEarlier(deps, objectKey, asset, saved, from);
@@ -395,6 +406,66 @@ async function discardPartialCopy(
   } catch (error) {
     log.warn('could not discard a partial copy', { key, error: describeError(error) });
   }
+}
+
+/**
+ * A rename (same asset_id, version, size and MD5 as a copy held under another id): the object is
+ * copied inside the store, the new id recorded replicated and the old one renamed (its object
+ * stays). Undefined when it is no rename or the copy failed in a passing way (then it is downloaded).
+ */
+async function copyRenamed(
+  deps: ReplicateDeps,
+  work: ReceivedWork,
+  id: string,
+  objectKey: string,
+  signal: AbortSignal,
+  log: Log,
+  now: () => Date,
+): Promise<ReplicateResult | undefined> {
+  const { asset, runId } = work.item;
+  if (!deps.store.copy) return undefined;
+  const source = await renameSourceOf(deps.state, asset, id);
+  if (!source) return undefined;
+  let put;
+  try {
+    put = await deps.store.copy({ key: source.objectKey, versionId: source.objectVersionId }, objectKey, {
+      metadata: objectMetadata(asset),
+      createdAt: asset.createdAt,
+      expected: { bytes: asset.bytes, md5: source.md5 },
+      signal,
+    });
+  } catch (error) {
+    if (dispositionOf(error) === 'fatal') throw error;
+    log.warn('could not copy a renamed asset inside the store; downloading it', {
+      id,
+      from: source.id,
+      error: describeError(error),
+    });
+    return undefined;
+  }
+  const verifiedBy: Verification = asset.etag ? 'md5' : (source.verifiedBy ?? 'size');
+  const at = now().toISOString();
+  const recorded = await deps.state.recordReplicated({
+    id,
+    resourceType: asset.resourceType,
+    deliveryType: asset.deliveryType,
+    publicId: asset.publicId,
+    assetId: asset.assetId,
+    version: asset.version,
+    bytes: put.bytes,
+    md5: put.md5,
+    objectKey,
+    objectVersionId: put.versionId,
+    status: 'replicated',
+    replicatedAt: at,
+    lastSeenRun: runId,
+    attempts: 0,
+    verifiedBy,
+  });
+  await deps.state.markRenamed?.(source.id, asset.assetId, id, at);
+  if (!recorded) return { outcome: 'skipped', reason: 'newer-version-recorded' };
+  log.debug('renamed: copied inside the store', { id, from: source.id, bytes: put.bytes });
+  return { outcome: 'replicated', bytes: put.bytes, md5: put.md5, verifiedBy, renamedFrom: source.id };
 }
 
 /** Unfinished uploads of this key are a dead copy's leftovers: we hold the lease now. */

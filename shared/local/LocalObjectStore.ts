@@ -8,7 +8,14 @@ import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { LOCAL_CONTROL_DIR } from '../constants.js';
 import { AssetGoneError, IntegrityError } from '../errors.js';
 import { VerifyingStream } from '../hashing.js';
-import type { CopyCheckpoint, ObjectStore, PutOptions, PutResult, StoredObject } from '../types.js';
+import type {
+  CopyCheckpoint,
+  CopyOptions,
+  ObjectStore,
+  PutOptions,
+  PutResult,
+  StoredObject,
+} from '../types.js';
 import { fsyncDir, hashFile, moveIntoPlace, removeFile } from './files.js';
 import {
   assertNoSymlinkParents,
@@ -179,6 +186,17 @@ export class LocalObjectStore implements ObjectStore {
         discarded += 1;
       }
       return discarded;
+    });
+  }
+
+  /** A renamed asset: the file is copied inside the folder (read back and verified), not downloaded. */
+  async copy(from: { key: string }, key: string, options: CopyOptions): Promise<PutResult> {
+    const body = await this.get(from.key);
+    return this.put(key, body, {
+      metadata: options.metadata,
+      createdAt: options.createdAt,
+      signal: options.signal,
+      expected: options.expected,
     });
   }
 

@@ -59,7 +59,8 @@ export class SqliteStateStore implements StateStore {
     | 'dropLeaseOf'
     | 'run'
     | 'putRun'
-    | 'latestRun',
+    | 'latestRun'
+    | 'byAssetId',
     StatementSync
   >;
 
@@ -88,6 +89,8 @@ export class SqliteStateStore implements StateStore {
         updated_at TEXT NOT NULL,
         record TEXT NOT NULL
       );
+      -- Renames: a new public id with a known asset_id is copied, not downloaded.
+      CREATE INDEX IF NOT EXISTS assets_by_asset_id ON assets (json_extract(state, '$.assetId'));
     `);
     this.sql = {
       asset: this.db.prepare('SELECT * FROM assets WHERE id = ?'),
@@ -111,6 +114,7 @@ export class SqliteStateStore implements StateStore {
       ),
       // Run ids start with their start time, so the greatest id is the latest run.
       latestRun: this.db.prepare('SELECT * FROM runs ORDER BY run_id DESC LIMIT 1'),
+      byAssetId: this.db.prepare(`SELECT * FROM assets WHERE json_extract(state, '$.assetId') = ?`),
     };
   }
 
@@ -233,6 +237,19 @@ export class SqliteStateStore implements StateStore {
         if (!existing || existing.status === 'deleted-at-source') continue;
         this.writeAsset({ ...existing, status: 'deleted-at-source', deletedAt: at });
       }
+    });
+  }
+
+  async findByAssetId(assetId: string): Promise<AssetState[]> {
+    if (!assetId) return [];
+    return (this.sql.byAssetId.all(assetId) as unknown as AssetRow[]).map(parseState);
+  }
+
+  async markRenamed(id: string, assetId: string, newId: string, at: string): Promise<void> {
+    await this.group.run(() => {
+      const existing = this.readAsset(id);
+      if (!existing || existing.assetId !== assetId || existing.status === 'renamed') return;
+      this.writeAsset({ ...existing, status: 'renamed', renamedTo: newId, deletedAt: at });
     });
   }
 

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { coldStartSection } from './coldStart.js';
 import { createContext, type BenchContext } from './context.js';
 import { costSection } from './cost.js';
+import { dailyRunSection } from './dailyRun.js';
 import { economySection } from './economy.js';
 import { describeMachine, loadAverage, machineLines } from './machine.js';
 import { memorySection } from './memory.js';
@@ -36,6 +37,7 @@ const SECTIONS: Record<SectionName, (context: BenchContext) => Promise<SectionRe
   memory: memorySection,
   economy: economySection,
   resume: resumeSection,
+  dailyRun: dailyRunSection,
   cost: costSection,
   'cold-start': coldStartSection,
 };

@@ -15,6 +15,7 @@ Measures on loopback against the Cloudinary test double (and moto_server for AWS
   memory      peak RSS of the replicate worker copying large assets into S3
   economy     Admin API calls vs the floor, no-change re-runs, AWS requests per asset
   resume      bytes downloaded ÷ bytes needed after kill -9 (backup and replicate)
+  dailyRun    Admin calls and DynamoDB units of a daily run: incremental and reconciliation
   cost        monthly AWS cost from the measured request counts
   cold-start  init time of each handler bundle from cdk.out, with and without source maps
 

@@ -4,7 +4,15 @@ import type { Machine } from './machine.js';
 import { num, pct, type Table } from './table.js';
 import type { Mode } from './workloads.js';
 
-export const SECTION_NAMES = ['throughput', 'memory', 'economy', 'resume', 'cost', 'cold-start'] as const;
+export const SECTION_NAMES = [
+  'throughput',
+  'memory',
+  'economy',
+  'resume',
+  'dailyRun',
+  'cost',
+  'cold-start',
+] as const;
 export type SectionName = (typeof SECTION_NAMES)[number];
 
 /** One figure that later runs are compared on. */

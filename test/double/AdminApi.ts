@@ -58,6 +58,12 @@ function listOf(value: unknown): string[] {
 export class AdminApi {
   #searchCache = new Map<string, OrderedAssets>();
 
+  /**
+   * Search is eventually consistent (CLOUDINARY.md, "Search" and "Incremental listing": seconds):
+   * an asset uploaded or changed less than this long ago is not in Search's answers yet.
+   */
+  searchLagMs = 0;
+
   constructor(
     private readonly library: Library,
     private readonly base: DeliveryBase,
@@ -203,7 +209,12 @@ export class AdminApi {
     const cacheKey = `${this.library.generation}\0${Math.floor(nowMs / 1000)}\0${orderId(order)}\0${expression ?? ''}`;
     const cached = this.#searchCache.get(cacheKey);
     if (cached !== undefined) return cached;
-    const predicate = compileExpression(expression, new Date(nowMs));
+    const matching = compileExpression(expression, new Date(nowMs));
+    const indexedBefore = nowMs - this.searchLagMs;
+    const predicate =
+      this.searchLagMs > 0
+        ? (asset: DoubleAsset) => Date.parse(asset.updated_at) <= indexedBefore && matching(asset)
+        : matching;
     const matches = filterOrdered(this.library.ordered({}, order), predicate);
     if (this.#searchCache.size >= SEARCH_CACHE_ENTRIES) this.#searchCache.clear();
     this.#searchCache.set(cacheKey, matches);

@@ -252,10 +252,23 @@ function compileTerm(term: TermToken, now: Date): Predicate {
       const test = numericPredicate(term, readDate, true);
       return (asset) => test(Date.parse(asset.created_at));
     }
+    // Both readings of the change time (CLOUDINARY.md, "Incremental listing"; the docs name
+    // `last_updated` as a date field and its parts only in results): the whole, and each part.
     case 'last_updated':
+    case 'last_updated.updated_at':
     case 'updated_at': {
       const test = numericPredicate(term, readDate, true);
       return (asset) => test(Date.parse(asset.updated_at));
+    }
+    case 'last_updated.tags_updated_at':
+    case 'last_updated.context_updated_at':
+    case 'last_updated.metadata_updated_at':
+    case 'last_updated.public_id_updated_at': {
+      const test = numericPredicate(term, readDate, true);
+      const field = term.field.slice('last_updated.'.length) as
+        'tags_updated_at' | 'context_updated_at' | 'metadata_updated_at' | 'public_id_updated_at';
+      // An asset never changed that way has no such time and matches no comparison.
+      return (asset) => asset[field] !== undefined && test(Date.parse(asset[field] ?? ''));
     }
     default:
       throw new BadRequest(`The double does not support the search field "${term.field}"`);

@@ -50,6 +50,7 @@ const OPTION_NAMES = new Set<string>([
   'search',
   'uploadLimits',
   'flagExistingUploads',
+  'searchLagMs',
 ]);
 const MAX_REQUEST_BODY_BYTES = 1024 * 1024;
 const LOGGED_PARAMS = [
@@ -187,6 +188,7 @@ export async function startCloudinaryDouble(options: DoubleOptions = {}): Promis
   const base: DeliveryBase = { origin: '', cloudName };
   const admin = new AdminApi(library, base, now);
   const webhooks = new Webhooks(library, base, now, apiSecret, options.signatureAlgorithm);
+  admin.searchLagMs = options.searchLagMs ?? 0;
   let searchMode: SearchMode = options.search ?? 'tier2';
   const uploads = new UploadApi({
     library,

@@ -207,6 +207,11 @@ export interface DoubleOptions {
    * with `setSearchMode`.
    */
   search?: SearchMode;
+  /**
+   * Search's eventual consistency (CLOUDINARY.md, "Search": results are eventually consistent, in
+   * seconds): assets uploaded or changed less than this many ms ago are missing from Search. 0 when absent.
+   */
+  searchLagMs?: number;
   /** Per-request and per-plan upload size limits; Cloudinary's free plan when absent (see FREE_PLAN_LIMITS). */
   uploadLimits?: Partial<UploadLimits>;
   /**

@@ -36,10 +36,19 @@ export async function provisionAwsResources(
       AttributeDefinitions: [
         { AttributeName: 'pk', AttributeType: 'S' },
         { AttributeName: 'sk', AttributeType: 'S' },
+        { AttributeName: 'assetId', AttributeType: 'S' },
       ],
       KeySchema: [
         { AttributeName: 'pk', KeyType: 'HASH' },
         { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      // As infra/constructs/StateTable.ts: renames look states up by asset_id.
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: 'byAssetId',
+          KeySchema: [{ AttributeName: 'assetId', KeyType: 'HASH' }],
+          Projection: { ProjectionType: 'KEYS_ONLY' },
+        },
       ],
     }),
   );

@@ -44,6 +44,8 @@ export function fastSettings(overrides: Partial<EngineSettings> = {}): EngineSet
     maxReceives: 2,
     adminTimeoutMs: 5_000,
     idleTimeoutMs: 5_000,
+    // Every run lists everything (deletions on the next run); tests of incremental runs ask for them.
+    reconcileEveryDays: 0,
     ...overrides,
   };
 }
@@ -57,6 +59,7 @@ export function backupEnv(double: CloudinaryDouble, extra: Record<string, string
     MAX_RECEIVES: '2',
     ADMIN_TIMEOUT_MS: '5000',
     IDLE_TIMEOUT_MS: '5000',
+    RECONCILE_EVERY_DAYS: '0',
     ...extra,
   };
 }

@@ -38,6 +38,8 @@ export async function createPipelineBed(
     WORKER_CONCURRENCY: '8',
     POWERTOOLS_LOG_LEVEL: 'ERROR',
     POWERTOOLS_METRICS_DISABLED: 'true',
+    // Every run lists everything (deletions on the next run); tests of incremental runs ask for them.
+    RECONCILE_EVERY_DAYS: '0',
     ...env,
   });
   delete process.env.CLOUDINARY_SECRET_ID;
