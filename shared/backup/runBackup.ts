@@ -246,6 +246,7 @@ async function backup(
       if (outcome.status === 'completed') {
         summary.deletedAtSource = outcome.run.counters.deleted;
         summary.manifest = manifestKey(runId);
+        summary.listing = outcome.run.coverage?.kind === 'changes' ? 'changes' : 'full';
         return;
       }
       const checkpoint = outcome.run;

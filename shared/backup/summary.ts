@@ -37,6 +37,8 @@ export interface BackupSummary {
   failed: Array<{ id: string; error: string }>;
   pruned: string[];
   manifest?: string;
+  /** What the run listed: the whole library, or only what changed since the last run. */
+  listing?: 'full' | 'changes';
   /** Copies made in this run whose bytes could only be checked by their count (no etag listed). */
   verifiedBySize: number;
   /** Earlier size-only copies whose MD5 an etag now confirmed, without downloading them. */

@@ -187,9 +187,11 @@ export function formatSummary(s: BackupSummary): string {
     lines.push(`${s.pruned.length} local copies of assets deleted at Cloudinary pruned (--delete).`);
   }
   if (s.manifest) {
-    lines.push(
-      `Manifest of every asset with its tags, context and metadata: ${join(s.dest, ...s.manifest.split('/'))}`,
-    );
+    const what =
+      s.listing === 'changes'
+        ? 'Manifest of the assets that changed since the last run (the last full listing lists the rest)'
+        : 'Manifest of every asset with its tags, context and metadata';
+    lines.push(`${what}: ${join(s.dest, ...s.manifest.split('/'))}`);
   }
   lines.push(...s.unavailable.map((note) => `Unavailable: ${note}`));
   if (s.verifiedBySize > 0) {

@@ -209,7 +209,12 @@ export async function enumerate(
           return await enumerate(deps, { ...request, runId: run.runId });
         }
         const report = await enqueueChanged(deps, run, page.assets);
-        await writeManifestPart(deps.store, manifestPartKey(run.runId, id, progress.pages), page.assets);
+        await writeManifestPart(
+          deps.store,
+          manifestPartKey(run.runId, id, progress.pages),
+          page.assets,
+          id === CHANGES_LISTING ? 'changes' : undefined,
+        );
         await save({
           ...learned(),
           listings: {

@@ -32,9 +32,18 @@ export interface ManifestEntry {
   unavailable?: string[];
   /** In a local backup: the file's path inside the folder (`_unsafe/...` for a name that cannot be a path). */
   localPath?: string;
+  /**
+   * `changes`: listed by a run that listed only what changed (coverage.ts), so its manifest is not
+   * the whole library; absent in a complete listing.
+   */
+  listing?: 'changes';
 }
 
-export function manifestEntry(asset: SourceAsset, localPath?: (key: string) => string): ManifestEntry {
+export function manifestEntry(
+  asset: SourceAsset,
+  localPath?: (key: string) => string,
+  listing?: 'changes',
+): ManifestEntry {
   const objectKey = objectKeyFor(asset);
   return {
     id: assetIdOf(asset),
@@ -53,6 +62,7 @@ export function manifestEntry(asset: SourceAsset, localPath?: (key: string) => s
     objectKey,
     unavailable: asset.unavailable,
     localPath: localPath?.(objectKey),
+    ...(listing ? { listing } : {}),
   };
 }
 
@@ -74,9 +84,10 @@ export async function writeManifestPart(
   store: ObjectStore,
   key: string,
   assets: SourceAsset[],
+  listing?: 'changes',
 ): Promise<void> {
   const body = await gzip(
-    assets.map((a) => JSON.stringify(manifestEntry(a, store.localPathOf?.bind(store)))).join('\n') +
+    assets.map((a) => JSON.stringify(manifestEntry(a, store.localPathOf?.bind(store), listing))).join('\n') +
       (assets.length ? '\n' : ''),
   );
   // The MD5 goes in with the object: a store never has to tag a version after the fact.

@@ -15,11 +15,26 @@ function selected(entry: ManifestEntry, selection: RestoreSelection, ids: Set<st
   return ids === undefined || ids.has(entry.publicId);
 }
 
+/** A manifest's entries, and whether it lists the whole library (a run that listed only changes does not). */
+async function readRun(
+  reader: BackupReader,
+  manifest: BackupManifest,
+): Promise<{ entries: ManifestEntry[]; complete: boolean }> {
+  const entries: ManifestEntry[] = [];
+  let complete = false;
+  for await (const entry of reader.readManifest(manifest.key)) {
+    entries.push(entry);
+    if (entry.listing !== 'changes') complete = true;
+  }
+  return { entries, complete };
+}
+
 /**
- * The assets to restore, with their metadata from the manifests. By default the latest manifest (the
- * account as the last complete backup listed it). `deletedOnly`: assets an earlier manifest lists and
- * the latest does not, i.e. what that backup marked deleted at the source, each with the metadata of
- * the last manifest that listed it.
+ * The assets to restore, with their metadata from the manifests. By default the library as the
+ * backup last saw it: the latest complete listing's manifest with the change listings after it
+ * applied in order. `deletedOnly`: assets an earlier manifest lists and that library does not,
+ * i.e. what a complete listing found deleted at the source, each with the metadata of the last
+ * manifest that listed it.
  */
 export async function buildCatalog(reader: BackupReader, selection: RestoreSelection): Promise<Catalog> {
   const all = await reader.manifests();
@@ -33,19 +48,25 @@ export async function buildCatalog(reader: BackupReader, selection: RestoreSelec
         : `${reader.description} has no completed backup on or before ${asOf?.toISOString()}; the first is from ${all[0]?.runAt.toISOString()}.`,
     );
   }
-  const ids = selection.publicIds?.length ? new Set(selection.publicIds) : undefined;
-  const current = new Map<string, ManifestEntry>();
-  for await (const entry of reader.readManifest(latest.key)) {
-    if (selected(entry, selection, ids)) current.set(entry.id, entry);
+  // Back from the latest run to the last complete listing; the change listings after it apply on top.
+  const runs: ManifestEntry[][] = [];
+  let base = usable.length - 1;
+  for (; base >= 0; base--) {
+    const run = await readRun(reader, usable[base] as BackupManifest);
+    runs.unshift(run.entries);
+    if (run.complete) break;
   }
-  if (!selection.deletedOnly) return { manifest: latest, entries: [...current.values()] };
+  const library = new Map<string, ManifestEntry>();
+  for (const entries of runs) for (const entry of entries) library.set(entry.id, entry);
 
-  const present = new Set<string>();
-  for await (const entry of reader.readManifest(latest.key)) present.add(entry.id);
+  const ids = selection.publicIds?.length ? new Set(selection.publicIds) : undefined;
+  if (!selection.deletedOnly) {
+    return { manifest: latest, entries: [...library.values()].filter((e) => selected(e, selection, ids)) };
+  }
   const deleted = new Map<string, ManifestEntry>();
-  for (const earlier of usable.slice(0, -1).reverse()) {
+  for (const earlier of usable.slice(0, Math.max(base, 0)).reverse()) {
     for await (const entry of reader.readManifest(earlier.key)) {
-      if (!present.has(entry.id) && !deleted.has(entry.id) && selected(entry, selection, ids)) {
+      if (!library.has(entry.id) && !deleted.has(entry.id) && selected(entry, selection, ids)) {
         deleted.set(entry.id, entry);
       }
     }
