@@ -14,6 +14,7 @@ import {
   type LibraryInput,
 } from './costModel.js';
 import { stackInputs } from './costStack.js';
+import { dailyRunCosts, type DailyRunCostInput } from './dailyRun.js';
 import { perAsset } from './economy.js';
 import { pipelineRun, type CycleMeasurement, type PipelineRun } from './pipelineRun.js';
 import type { Metric, SectionResult } from './results.js';
@@ -121,15 +122,67 @@ const LOG_BYTES_PER_LINE = 300;
 /** A settle check: one short enumerate invocation. */
 const SETTLE_CHECK_SECONDS = 0.3;
 
+/** The enumerator's average day as the daily-run section measured it (test/bench/dailyRun.ts). */
+export interface DailyListing {
+  adminCalls: number;
+  readUnits: number;
+  writeUnits: number;
+  listed: number;
+}
+
+/**
+ * The enumerator's average day for `library` from the daily-run section's figures: the measured
+ * library of that size, else the largest measured one scaled (a full listing by its pages and
+ * assets, a change listing by its changes). The change share is the library's own.
+ */
+export function averageDay(
+  measured: DailyRunCostInput,
+  library: Pick<LibraryInput, 'assets' | 'changesPerDay'>,
+): DailyListing | undefined {
+  const base =
+    measured.libraries.find((l) => l.assets === library.assets) ??
+    [...measured.libraries].sort((a, b) => b.assets - a.assets)[0];
+  if (!base) return undefined;
+  const full = library.assets / base.assets;
+  const changed = library.changesPerDay / Math.max(1, base.assets * measured.dailyChangeShare);
+  const fullPages = (assets: number) => Math.ceil(assets / 500);
+  const emptyListings = Math.max(0, base.reconciliation.adminCalls - fullPages(base.assets));
+  const incrementalListed = base.incremental.listed * changed;
+  const incremental = {
+    adminCalls: Math.max(base.incremental.adminCalls, fullPages(incrementalListed)),
+    readUnits: base.incremental.readUnits * changed,
+    writeUnits: base.incremental.writeUnits * changed,
+    listed: incrementalListed,
+  };
+  const reconciliation = {
+    adminCalls: fullPages(library.assets) + emptyListings,
+    readUnits: base.reconciliation.readUnits * full,
+    writeUnits: base.reconciliation.writeUnits * full,
+    listed: base.reconciliation.listed * full,
+  };
+  const n = Math.max(1, measured.reconcileEveryDays);
+  const mix = (key: keyof DailyListing) => (incremental[key] * (n - 1) + reconciliation[key]) / n;
+  return {
+    adminCalls: mix('adminCalls'),
+    readUnits: mix('readUnits'),
+    writeUnits: mix('writeUnits'),
+    listed: mix('listed'),
+  };
+}
+
 /** What one daily run of `library` does, scaled from the rates this bench measured. */
 export function dailyFigures(
   rates: ReturnType<typeof measuredRates>,
   library: Pick<LibraryInput, 'assets' | 'gb' | 'changesPerDay'>,
   memory: { enumeratorGb: number; workerGb: number; workerMaxConcurrency: number },
+  listing?: DailyListing,
 ): DailyRunFigures {
   const changes = library.changesPerDay;
   // The assets in one listing, the other 8 listings empty; spreading them adds at most a page per listing.
-  const pages = Math.ceil(library.assets / 500) + 8;
+  // With the daily-run section's figures: what the enumerator does on an average day (change
+  // listings, one full listing every reconcileEveryDays days).
+  const pages = listing ? Math.max(1, listing.adminCalls) : Math.ceil(library.assets / 500) + 8;
+  const listedPerDay = listing ? listing.listed : library.assets;
   const sizeScale = (library.gb * 1e9) / library.assets / rates.meanBytes;
   const copySeconds = rates.copied.lambdaSeconds * sizeScale * changes;
   const enumerateHours = Math.ceil(pages / ADMIN_CALLS_PER_HOUR);
@@ -143,18 +196,20 @@ export function dailyFigures(
   const enumerateInvocations = enumerateHours + settleChecks;
   const lambdaInvocations = enumerateInvocations + rates.copied.invocations * changes;
   const daily = (name: keyof Rates) =>
-    rates.page[name] * pages + rates.listed[name] * library.assets + rates.copied[name] * changes;
+    rates.page[name] * pages + rates.listed[name] * listedPerDay + rates.copied[name] * changes;
+  const enumeratorUnits = (name: 'readUnits' | 'writeUnits') =>
+    listing ? listing[name] + rates.copied[name] * changes : daily(name);
   return {
-    adminCalls: pages,
-    dynamoReadUnits: daily('readUnits') + settleChecks * 0.5,
-    dynamoWriteUnits: daily('writeUnits'),
+    adminCalls: listing ? listing.adminCalls : pages,
+    dynamoReadUnits: enumeratorUnits('readUnits') + settleChecks * 0.5,
+    dynamoWriteUnits: enumeratorUnits('writeUnits'),
     // Each settle check reads the queue's counts, twice when it switches the workers off.
     sqsRequests: daily('sqs') + settleChecks + (changes > 0 ? 1 : 0),
     s3PutClass: daily('s3Put'),
     s3GetClass: daily('s3Get'),
     lambdaInvocations,
     lambdaGbSeconds:
-      rates.listed.lambdaSeconds * library.assets * memory.enumeratorGb +
+      rates.listed.lambdaSeconds * listedPerDay * memory.enumeratorGb +
       settleChecks * SETTLE_CHECK_SECONDS * memory.enumeratorGb +
       copySeconds * memory.workerGb,
     logBytes: lambdaInvocations * LOG_BYTES_PER_INVOCATION + (pages + changes) * LOG_BYTES_PER_LINE,
@@ -176,8 +231,12 @@ export async function costSection(context: BenchContext): Promise<SectionResult>
     workerMaxConcurrency: config.workerMaxConcurrency,
   };
   const rates = measuredRates(run);
+  const measured = await dailyRunCosts(context);
   const inputs: CostInputs = {
-    libraries: LIBRARIES.map((l) => ({ ...l, daily: dailyFigures(rates, l, memory) })),
+    libraries: LIBRARIES.map((l) => ({
+      ...l,
+      daily: dailyFigures(rates, l, memory, averageDay(measured, l)),
+    })),
     stack: stackInputs(),
   };
   const report = costReport(inputs);
