@@ -175,7 +175,7 @@ export async function killTrials(
     } else {
       aws = await freshAwsResources(50);
       s3 = new S3Client({ endpoint: aws.endpoint, forcePathStyle: true, region: 'us-east-1' });
-      args = ['functions/cli/replicate.ts', '--json'];
+      args = ['shared/cli/replicate.ts', '--json'];
       env = {
         ...env,
         ...motoEnvironment(aws.endpoint),
