@@ -11,6 +11,7 @@ import {
   countFiles,
   differencesFromLibrary,
   expectedLayout,
+  fastSettings,
   freshFolder,
   REPO,
   removeFolders,
@@ -20,6 +21,8 @@ import {
 } from './support/backupBed.js';
 
 const CONCURRENCY = 4;
+/** The product's default: a reconciliation every 7 days, change listings in between. */
+const WEEKLY = { RECONCILE_EVERY_DAYS: '7' };
 
 describe('a backup killed with kill -9', { timeout: 90_000 }, () => {
   let double: CloudinaryDouble;
@@ -63,7 +66,9 @@ describe('a backup killed with kill -9', { timeout: 90_000 }, () => {
         String(CONCURRENCY),
         '--json',
       ],
-      { cwd: REPO, env: backupEnv(double), stdio: ['ignore', 'ignore', 'pipe'] },
+      // The default schedule (a full listing weekly, changes in between): the run after a kill must
+      // still list everything, since the killed run's copies never finished.
+      { cwd: REPO, env: backupEnv(double, WEEKLY), stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
@@ -85,7 +90,12 @@ describe('a backup killed with kill -9', { timeout: 90_000 }, () => {
     }
     const partialsAfterKill = await readdir(join(dest, LOCAL_CONTROL_DIR, 'tmp'));
 
-    const summary = await runBackup(backupOptions(double, dest, { concurrency: CONCURRENCY }));
+    const summary = await runBackup(
+      backupOptions(double, dest, {
+        concurrency: CONCURRENCY,
+        settings: fastSettings({ reconcileEveryDays: 7 }),
+      }),
+    );
 
     const total = servedBytes(double);
     const refetched = double.requestLog

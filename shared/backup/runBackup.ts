@@ -313,7 +313,7 @@ async function backup(
             await queue.retryLater(work, result.delaySeconds);
             continue;
           case 'dead-lettered':
-            await addRunCounters(deps, work.item.runId, { failed: 1 });
+            await addRunCounters(deps, work.item.runId, { failed: 1, settled: 1 });
             summary.failed.push({ id, error: result.error });
             emit({ kind: 'asset', id, outcome: 'failed', error: result.error, path: store.localPathOf(key) });
             break;
@@ -321,7 +321,7 @@ async function backup(
             summary.transferred += 1;
             summary.transferredBytes += result.bytes;
             if (result.verifiedBy === 'size') summary.verifiedBySize += 1;
-            await addRunCounters(deps, work.item.runId, { replicated: 1, bytes: result.bytes });
+            await addRunCounters(deps, work.item.runId, { replicated: 1, bytes: result.bytes, settled: 1 });
             await queue.ack(work);
             emit({
               kind: 'asset',
@@ -332,6 +332,7 @@ async function backup(
             });
             break;
           default:
+            await addRunCounters(deps, work.item.runId, { settled: 1 });
             await queue.ack(work);
             emit({
               kind: 'asset',
@@ -340,6 +341,7 @@ async function backup(
               path: store.localPathOf(key),
             });
         }
+        // Also in the run record: the next run lists only changes once every copy of this one settled.
         settled += 1;
       } catch (error) {
         fatal ??= error;

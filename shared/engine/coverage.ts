@@ -29,8 +29,8 @@ export function settingsKeyOf(
 
 /**
  * What a new run lists: only the changes since the last successful run's start (minus the overlap),
- * or everything when the incremental position is unknown (first run, a failed run, changed
- * settings), a reconciliation is due, Search is not available, or a redrive asks for every asset.
+ * or everything when the incremental position is unknown (first run, a failed run, a run whose
+ * copies did not all finish, changed settings), a reconciliation is due, Search is not available, or a redrive asks for every asset.
  */
 export function coverageFor(input: {
   previous: RunRecord | undefined;
@@ -51,6 +51,10 @@ export function coverageFor(input: {
   if (!previous) return full('first run');
   if (previous.phase !== 'completed')
     return full(`the last run ${previous.phase === 'failed' ? 'failed' : 'did not finish'}`);
+  // Its listing finished but not all its copies (a killed runner's queue is gone): the assets it
+  // listed and never copied are not changes any more, so only a full listing finds them again.
+  if ((previous.counters.settled ?? 0) < previous.counters.enqueued)
+    return full("the last run's copies did not all finish");
   const before = previous.coverage;
   // A run recorded before incremental listings existed: its start is known, its coverage is not.
   if (!before) return full('no earlier full listing is recorded');
