@@ -183,23 +183,17 @@ export async function replicateWork(
     if (finished) {
       // Completed by an attempt that stopped before recording it: recorded now, nothing fetched.
       const verifiedBy: Verification = asset.etag ? 'md5' : 'size';
-      const recorded = await deps.state.recordReplicated({
-        id,
-        resourceType: asset.resourceType,
-        deliveryType: asset.deliveryType,
-        publicId: asset.publicId,
-        assetId: asset.assetId,
-        version: asset.version,
-        bytes: finished.bytes,
-        md5: finished.md5 as string,
-        objectKey,
-        objectVersionId: finished.versionId,
-        status: 'replicated',
-        replicatedAt: now().toISOString(),
-        lastSeenRun: runId,
-        attempts: 0,
-        verifiedBy,
-      });
+      const recorded = await deps.state.recordReplicated(
+        replicatedState(
+          id,
+          asset,
+          objectKey,
+          runId,
+          { bytes: finished.bytes, md5: finished.md5 as string, versionId: finished.versionId },
+          verifiedBy,
+          now().toISOString(),
+        ),
+      );
       await dropCheckpoint(deps, id, log);
       if (!recorded) return { outcome: 'skipped', reason: 'newer-version-recorded' };
       return { outcome: 'replicated', bytes: finished.bytes, md5: finished.md5 as string, verifiedBy };
@@ -248,23 +242,17 @@ export async function replicateWork(
     });
     // Without an etag (the resources listing) only the byte count could be checked.
     const verifiedBy: Verification = asset.etag ? 'md5' : 'size';
-    const recorded = await deps.state.recordReplicated({
-      id,
-      resourceType: asset.resourceType,
-      deliveryType: asset.deliveryType,
-      publicId: asset.publicId,
-      assetId: asset.assetId,
-      version: asset.version,
-      bytes: put.bytes,
-      md5: put.md5,
-      objectKey,
-      objectVersionId: put.versionId,
-      status: 'replicated',
-      replicatedAt: now().toISOString(),
-      lastSeenRun: runId,
-      attempts: 0,
-      verifiedBy,
-    });
+    const recorded = await deps.state.recordReplicated(
+      replicatedState(
+        id,
+        asset,
+        objectKey,
+        runId,
+        { bytes: put.bytes, md5: put.md5, versionId: put.versionId },
+        verifiedBy,
+        now().toISOString(),
+      ),
+    );
     await dropCheckpoint(deps, id, log);
     if (!recorded) return { outcome: 'skipped', reason: 'newer-version-recorded' };
     log.debug('replicated', { id, bytes: put.bytes, md5: put.md5, versionId: put.versionId });
@@ -394,6 +382,35 @@ async function dropCheckpoint(deps: Pick<ReplicateDeps, 'state'>, id: string, lo
   }
 }
 
+/** The state of a copy of `asset` verified and stored under `objectKey`. */
+function replicatedState(
+  id: string,
+  asset: SourceAsset,
+  objectKey: string,
+  runId: string,
+  copy: { bytes: number; md5: string; versionId?: string },
+  verifiedBy: Verification,
+  at: string,
+): AssetState {
+  return {
+    id,
+    resourceType: asset.resourceType,
+    deliveryType: asset.deliveryType,
+    publicId: asset.publicId,
+    assetId: asset.assetId,
+    version: asset.version,
+    bytes: copy.bytes,
+    md5: copy.md5,
+    objectKey,
+    objectVersionId: copy.versionId,
+    status: 'replicated',
+    replicatedAt: at,
+    lastSeenRun: runId,
+    attempts: 0,
+    verifiedBy,
+  };
+}
+
 async function discardPartialCopy(
   deps: Pick<ReplicateDeps, 'store' | 'state'>,
   id: string,
@@ -445,23 +462,17 @@ async function copyRenamed(
   }
   const verifiedBy: Verification = asset.etag ? 'md5' : (source.verifiedBy ?? 'size');
   const at = now().toISOString();
-  const recorded = await deps.state.recordReplicated({
-    id,
-    resourceType: asset.resourceType,
-    deliveryType: asset.deliveryType,
-    publicId: asset.publicId,
-    assetId: asset.assetId,
-    version: asset.version,
-    bytes: put.bytes,
-    md5: put.md5,
-    objectKey,
-    objectVersionId: put.versionId,
-    status: 'replicated',
-    replicatedAt: at,
-    lastSeenRun: runId,
-    attempts: 0,
-    verifiedBy,
-  });
+  const recorded = await deps.state.recordReplicated(
+    replicatedState(
+      id,
+      asset,
+      objectKey,
+      runId,
+      { bytes: put.bytes, md5: put.md5, versionId: put.versionId },
+      verifiedBy,
+      at,
+    ),
+  );
   await deps.state.markRenamed?.(source.id, asset.assetId, id, at);
   if (!recorded) return { outcome: 'skipped', reason: 'newer-version-recorded' };
   log.debug('renamed: copied inside the store', { id, from: source.id, bytes: put.bytes });
