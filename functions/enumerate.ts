@@ -80,11 +80,20 @@ async function settle(
   hooks: EnumerateHooks,
 ): Promise<SettleOutcome | undefined> {
   const engine = await cachedAwsEngine();
-  // No event source to switch (a workstation run drains the queue itself).
-  if (!engine.workers) return undefined;
+  // No event source to switch (a workstation run drains the queue itself): the listing is the run.
+  if (!engine.workers) {
+    runFinished();
+    return undefined;
+  }
   const outcome = await settleWorkers({ state: engine.state, workers: engine.workers }, runId);
   if (outcome === 'copying') await hooks.onCopying?.(runId, context);
+  if (outcome === 'stopped') runFinished();
   return outcome;
+}
+
+/** A run counts once listed and every copy it queued settled: the stale-run alarm reads this. */
+function runFinished(): void {
+  metrics.addMetric('RunsCompleted', MetricUnit.Count, 1);
 }
 
 export async function enumerateHandler(
@@ -145,7 +154,6 @@ export async function enumerateHandler(
   if (lastRemaining !== undefined) metrics.addMetric('AdminCallsRemaining', MetricUnit.Count, lastRemaining);
   let workers: SettleOutcome | undefined;
   if (outcome.status === 'completed') {
-    metrics.addMetric('RunsCompleted', MetricUnit.Count, 1);
     metrics.addMetric('AssetsDeletedAtSource', MetricUnit.Count, outcome.run.counters.deleted);
     workers = await settle(outcome.run.runId, context, hooks);
   } else {
@@ -162,9 +170,9 @@ export async function enumerateHandler(
 
 export const handler = middy<EnumerateEvent, EnumerateResult, Error, Context>()
   .use(observed<EnumerateEvent, EnumerateResult>((event) => event?.runId))
-  // Error middlewares run last-registered first: this one counts and logs before metrics are published.
+  // Error middlewares run last-registered first: this one logs before metrics are published. Lambda's
+  // own Errors metric counts the failure (free; a custom metric for it would be billed).
   .onError((request) => {
-    metrics.addMetric('EnumerateErrors', MetricUnit.Count, 1);
     logger.error('enumerate failed', { error: describeError(request.error) });
   })
   .handler((event, context) => enumerateHandler(event, context));

@@ -253,6 +253,7 @@ export class ReplicatorStack extends Stack {
       adminReserve: config.adminReserve,
       alarmEmail: config.alarmEmail,
       dashboard: config.dashboard,
+      extraAlarms: config.extraAlarms,
     });
 
     this.operator = new OperatorPolicy(this, 'Operator', {

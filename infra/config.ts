@@ -50,6 +50,8 @@ export interface ReplicatorConfig {
   alarmEmail: string | undefined;
   staleRunAlarmHours: number;
   queueAgeAlarmHours: number;
+  /** The enumerator-errors, worker-throttles and queue-age alarms, faster but redundant. */
+  extraAlarms: boolean;
   dashboard: boolean;
   enumeratorSingleInstance: boolean;
   webhooks: boolean;
@@ -380,8 +382,13 @@ export const KNOBS: KnobTable = {
   },
   queueAgeAlarmHours: {
     default: 12,
-    doc: 'Alarm when an asset has waited this long in the work queue: the workers are failing as a whole (a denied key, a bad deploy) or cannot keep up.',
+    doc: 'With extraAlarms: alarm when an asset has waited this long in the work queue: the workers are failing as a whole (a denied key, a bad deploy) or cannot keep up.',
     parse: integer(1, 96),
+  },
+  extraAlarms: {
+    default: false,
+    doc: 'Three more alarms, $0.10 a month each: enumerator errors, worker throttles and queue age. Each says sooner what the default three already catch (a run that does not finish, dead letters, failing workers).',
+    parse: boolean(),
   },
   dashboard: {
     default: true,

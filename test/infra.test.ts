@@ -615,53 +615,81 @@ describe('operations', () => {
     expect(functions.every((f) => f.Properties?.ReservedConcurrentExecutions === undefined)).toBe(true);
   });
 
-  it('alarms when the enumerate function fails', () => {
-    expect(alarmNamed(stack.operations.enumeratorErrorsAlarm).Properties).toMatchObject({
+  it('alarms within minutes when replicate invocations fail as a whole', () => {
+    expect(alarmNamed(stack.operations.workerErrorsAlarm).Properties).toMatchObject({
       Namespace: 'AWS/Lambda',
       MetricName: 'Errors',
-      Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalIdOf(stack.enumerate) } }],
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalIdOf(stack.replicate) } }],
+      Period: 300,
       ComparisonOperator: 'GreaterThanThreshold',
       Threshold: 0,
     });
   });
 
-  it('alarms within minutes when replicate invocations fail or are throttled as a whole', () => {
-    const props = alarmNamed(stack.operations.workerErrorsAlarm).Properties as Json;
-    const metrics = props.Metrics as {
-      Id: string;
-      Expression?: string;
-      MetricStat?: { Metric: Json; Period: number };
-    }[];
-    expect(metrics.find((m) => m.Expression)?.Expression).toBe('errors + throttles');
-    const replicateRef = { Ref: logicalIdOf(stack.replicate) };
-    for (const name of ['Errors', 'Throttles']) {
-      expect(
-        metrics.some(
-          (m) =>
-            m.MetricStat?.Metric.MetricName === name &&
-            JSON.stringify(m.MetricStat.Metric.Dimensions) ===
-              JSON.stringify([{ Name: 'FunctionName', Value: replicateRef }]) &&
-            m.MetricStat.Period === 300,
-        ),
-        name,
-      ).toBe(true);
-    }
-    expect(props).toMatchObject({ ComparisonOperator: 'GreaterThanThreshold', Threshold: 0 });
-  });
+  describe('with extraAlarms, three more that say sooner what the default three catch', () => {
+    let extra: ReplicatorStack;
+    let extraResources: Record<string, CfnResource>;
+    beforeAll(() => {
+      extra = buildReplicatorApp(
+        new App({ context: SKIP_BUNDLING }),
+        readConfig({ context: { 'replicator:extraAlarms': 'true' }, env: {} }),
+      );
+      extraResources = Template.fromStack(extra).toJSON().Resources as Record<string, CfnResource>;
+    });
+    // The same constructs, so the same logical ids as in the default stack.
+    const extraAlarm = (construct: IConstruct | undefined): Json => {
+      if (!construct) throw new Error('the alarm was not created');
+      return (extraResources[logicalIdOf(construct)] as CfnResource).Properties as Json;
+    };
 
-  it('alarms when an asset has waited 12 hours in the work queue', () => {
-    expect(alarmNamed(stack.operations.queueAgeAlarm).Properties).toMatchObject({
-      Namespace: 'AWS/SQS',
-      MetricName: 'ApproximateAgeOfOldestMessage',
-      Dimensions: [
-        { Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalIdOf(stack.work.queue), 'QueueName'] } },
-      ],
-      ComparisonOperator: 'GreaterThanThreshold',
-      Threshold: 12 * 3600,
+    it('is off by default: three alarm metrics, $0.30 a month', () => {
+      expect(stack.operations.enumeratorErrorsAlarm).toBeUndefined();
+      expect(stack.operations.workerThrottlesAlarm).toBeUndefined();
+      expect(stack.operations.queueAgeAlarm).toBeUndefined();
+      expect(ofType('AWS::CloudWatch::Alarm')).toHaveLength(3);
+      expect(Object.values(extraResources).filter((r) => r.Type === 'AWS::CloudWatch::Alarm')).toHaveLength(
+        6,
+      );
+    });
+
+    it('alarms when the enumerate function fails', () => {
+      expect(extraAlarm(extra.operations.enumeratorErrorsAlarm)).toMatchObject({
+        Namespace: 'AWS/Lambda',
+        MetricName: 'Errors',
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalIdOf(stack.enumerate) } }],
+        ComparisonOperator: 'GreaterThanThreshold',
+        Threshold: 0,
+      });
+    });
+
+    it('alarms within minutes when replicate invocations are throttled', () => {
+      expect(extraAlarm(extra.operations.workerThrottlesAlarm)).toMatchObject({
+        Namespace: 'AWS/Lambda',
+        MetricName: 'Throttles',
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalIdOf(stack.replicate) } }],
+        Period: 300,
+        ComparisonOperator: 'GreaterThanThreshold',
+        Threshold: 0,
+      });
+    });
+
+    it('alarms when an asset has waited 12 hours in the work queue', () => {
+      expect(extraAlarm(extra.operations.queueAgeAlarm)).toMatchObject({
+        Namespace: 'AWS/SQS',
+        MetricName: 'ApproximateAgeOfOldestMessage',
+        Dimensions: [
+          {
+            Name: 'QueueName',
+            Value: { 'Fn::GetAtt': [logicalIdOf(stack.work.queue), 'QueueName'] },
+          },
+        ],
+        ComparisonOperator: 'GreaterThanThreshold',
+        Threshold: 12 * 3600,
+      });
     });
   });
 
-  it('alarms when no run has completed for 36 hours, silence included', () => {
+  it('alarms when no run has finished (listed and every copy settled) for 36 hours, silence included', () => {
     const props = alarmNamed(stack.operations.staleRunAlarm).Properties as Json;
     expect(props).toMatchObject({
       Namespace: 'CloudinaryS3Replicator',
@@ -683,7 +711,7 @@ describe('operations', () => {
 
   it('sends every alarm and its recovery to the alarm topic, over TLS only', () => {
     const alarms = ofType('AWS::CloudWatch::Alarm');
-    expect(alarms).toHaveLength(5);
+    expect(alarms).toHaveLength(3);
     for (const [, alarm] of alarms) {
       expect(alarm.Properties?.AlarmActions).toEqual([topicRef()]);
       expect(alarm.Properties?.OKActions).toEqual([topicRef()]);
@@ -711,7 +739,7 @@ describe('operations', () => {
     };
     const types = Object.values(leanTemplate.Resources).map((r) => r.Type);
     expect(types).not.toContain('AWS::CloudWatch::Dashboard');
-    expect(types.filter((t) => t === 'AWS::CloudWatch::Alarm')).toHaveLength(5);
+    expect(types.filter((t) => t === 'AWS::CloudWatch::Alarm')).toHaveLength(3);
     expect(leanTemplate.Outputs).not.toHaveProperty('DashboardUrl');
   });
 

@@ -5,7 +5,6 @@ import {
   ComparisonOperator,
   Dashboard,
   GraphWidget,
-  MathExpression,
   Metric,
   SingleValueWidget,
   Stats,
@@ -27,6 +26,8 @@ export const CUSTOM_METRICS = {
   assetsEnqueued: 'AssetsEnqueued',
   assetsReplicated: 'AssetsReplicated',
   assetsFailed: 'AssetsFailed',
+  assetsRetried: 'AssetsRetried',
+  assetsDeletedAtSource: 'AssetsDeletedAtSource',
   bytesReplicated: 'BytesReplicated',
   adminCallsRemaining: 'AdminCallsRemaining',
 } as const;
@@ -50,21 +51,27 @@ export interface ReplicatorOperationsProps {
   alarmEmail: string | undefined;
   /** A CloudWatch dashboard ($3 a month once an account has more than three). */
   dashboard: boolean;
+  /** The faster, partly redundant alarms: enumerator errors, worker throttles, queue age ($0.10 each). */
+  extraAlarms: boolean;
 }
 
 /**
- * Alarms to one SNS topic (DLQ not empty, enumerator errors, no completed run, worker errors or
- * throttles, work waiting too long) and a dashboard.
+ * Alarms to one SNS topic and a dashboard. Three alarms cover every way a backup stops: dead letters
+ * waiting, no run finished (listed and every copy settled), worker invocations failing. The extra
+ * ones only say the same sooner: enumerator errors and worker throttles and work waiting too long
+ * all end as a run that does not finish.
  */
 export class ReplicatorOperations extends Construct {
   readonly topic: Topic;
   /** Undefined when `dashboard` is off. */
   readonly dashboard: Dashboard | undefined;
   readonly deadLettersAlarm: Alarm;
-  readonly enumeratorErrorsAlarm: Alarm;
   readonly staleRunAlarm: Alarm;
   readonly workerErrorsAlarm: Alarm;
-  readonly queueAgeAlarm: Alarm;
+  /** Set with `extraAlarms`. */
+  readonly enumeratorErrorsAlarm: Alarm | undefined;
+  readonly workerThrottlesAlarm: Alarm | undefined;
+  readonly queueAgeAlarm: Alarm | undefined;
   /** Console address of the dashboard, for the stack output. */
   readonly dashboardUrl: string | undefined;
 
@@ -104,19 +111,10 @@ export class ReplicatorOperations extends Construct {
       treatMissingData: TreatMissingData.NOT_BREACHING,
     });
 
-    this.enumeratorErrorsAlarm = new Alarm(this, 'EnumeratorErrorsAlarm', {
-      alarmDescription:
-        'The enumerate function failed (bad Cloudinary credentials, a missing bucket or table, a bug): the run stopped. Check its log group.',
-      metric: props.enumerateFunction.metricErrors({ statistic: Stats.SUM, period: Duration.minutes(5) }),
-      threshold: 0,
-      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: TreatMissingData.NOT_BREACHING,
-    });
-
-    // Every hour without a completed run breaches (missing data counts); all of them in a row alarm.
+    // Every hour without a finished run breaches (missing data counts); all of them in a row alarm.
+    // A run counts once its copies settled, so stuck or throttled workers end here too.
     this.staleRunAlarm = new Alarm(this, 'StaleRunAlarm', {
-      alarmDescription: `No backup run has completed in ${props.staleRunAlarmHours} hours: the schedule is off, the secret is wrong or a run is stuck.`,
+      alarmDescription: `No backup run has finished in ${props.staleRunAlarmHours} hours (listed, and every copy it queued settled): the schedule is off, the credentials are wrong, a run is stuck, or the workers are not copying (throttled, switched off). Check the enumerate and replicate log groups.`,
       metric: custom(CUSTOM_METRICS.runsCompleted, Stats.SUM, STALE_RUN_PERIOD),
       threshold: 1,
       comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
@@ -129,44 +127,53 @@ export class ReplicatorOperations extends Construct {
     // not the hours it takes every message to exhaust its retries into the dead-letter queue.
     this.workerErrorsAlarm = new Alarm(this, 'WorkerErrorsAlarm', {
       alarmDescription:
-        'Replicate invocations failed or were throttled: the worker cannot copy anything (permissions, a key, a deploy, the account concurrency). Check its log group.',
-      metric: new MathExpression({
-        expression: 'errors + throttles',
-        usingMetrics: {
-          errors: props.replicateFunction.metricErrors({ statistic: Stats.SUM, period: Duration.minutes(5) }),
-          throttles: props.replicateFunction.metricThrottles({
-            statistic: Stats.SUM,
-            period: Duration.minutes(5),
-          }),
-        },
-        label: 'Failed or throttled invocations',
-        period: Duration.minutes(5),
-      }),
+        'Replicate invocations failed: the worker cannot copy anything (permissions, a key, a deploy). Check its log group.',
+      metric: props.replicateFunction.metricErrors({ statistic: Stats.SUM, period: Duration.minutes(5) }),
       threshold: 0,
       comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 1,
       treatMissingData: TreatMissingData.NOT_BREACHING,
     });
 
-    this.queueAgeAlarm = new Alarm(this, 'QueueAgeAlarm', {
-      alarmDescription: `An asset has waited ${props.queueAgeAlarmHours} hours in the work queue: the workers are not copying. Check the replicate log group and the dead-letter queue.`,
-      metric: props.queue.metricApproximateAgeOfOldestMessage({
-        statistic: Stats.MAXIMUM,
-        period: Duration.minutes(15),
-      }),
-      threshold: props.queueAgeAlarmHours * 3600,
-      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: TreatMissingData.NOT_BREACHING,
-    });
+    if (props.extraAlarms) {
+      this.enumeratorErrorsAlarm = new Alarm(this, 'EnumeratorErrorsAlarm', {
+        alarmDescription:
+          'The enumerate function failed (bad Cloudinary credentials, a missing bucket or table, a bug): the run stopped. Check its log group.',
+        metric: props.enumerateFunction.metricErrors({ statistic: Stats.SUM, period: Duration.minutes(5) }),
+        threshold: 0,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      });
 
-    for (const alarm of [
-      this.deadLettersAlarm,
-      this.enumeratorErrorsAlarm,
-      this.staleRunAlarm,
-      this.workerErrorsAlarm,
-      this.queueAgeAlarm,
-    ]) {
+      // SQS hands a throttled batch back: throttling that lasts ends as a run that does not finish.
+      this.workerThrottlesAlarm = new Alarm(this, 'WorkerThrottlesAlarm', {
+        alarmDescription:
+          'Replicate invocations were throttled: the account concurrency or the reserved concurrency is exhausted. Copies wait in the queue.',
+        metric: props.replicateFunction.metricThrottles({
+          statistic: Stats.SUM,
+          period: Duration.minutes(5),
+        }),
+        threshold: 0,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      });
+
+      this.queueAgeAlarm = new Alarm(this, 'QueueAgeAlarm', {
+        alarmDescription: `An asset has waited ${props.queueAgeAlarmHours} hours in the work queue: the workers are not copying. Check the replicate log group and the dead-letter queue.`,
+        metric: props.queue.metricApproximateAgeOfOldestMessage({
+          statistic: Stats.MAXIMUM,
+          period: Duration.minutes(15),
+        }),
+        threshold: props.queueAgeAlarmHours * 3600,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      });
+    }
+
+    for (const alarm of this.alarms) {
       alarm.addAlarmAction(notify);
       alarm.addOkAction(notify);
     }
@@ -175,6 +182,18 @@ export class ReplicatorOperations extends Construct {
       this.dashboard = this.buildDashboard(props, custom);
       this.dashboardUrl = `https://${Aws.REGION}.console.aws.amazon.com/cloudwatch/home?region=${Aws.REGION}#dashboards:name=${this.dashboard.dashboardName}`;
     }
+  }
+
+  /** Every alarm the stack has. */
+  get alarms(): Alarm[] {
+    return [
+      this.deadLettersAlarm,
+      this.staleRunAlarm,
+      this.workerErrorsAlarm,
+      this.enumeratorErrorsAlarm,
+      this.workerThrottlesAlarm,
+      this.queueAgeAlarm,
+    ].filter((alarm): alarm is Alarm => alarm !== undefined);
   }
 
   /** The dashboard: runs, assets, bytes, the Admin API budget, queues, Lambda health, alarms. */
@@ -205,6 +224,8 @@ export class ReplicatorOperations extends Construct {
           custom(CUSTOM_METRICS.assetsEnqueued).with({ label: 'Enqueued' }),
           custom(CUSTOM_METRICS.assetsReplicated).with({ label: 'Replicated' }),
           custom(CUSTOM_METRICS.assetsFailed).with({ label: 'Failed' }),
+          custom(CUSTOM_METRICS.assetsRetried).with({ label: 'Retried' }),
+          custom(CUSTOM_METRICS.assetsDeletedAtSource).with({ label: 'Deleted at source' }),
         ],
         width: 12,
       }),
@@ -214,7 +235,7 @@ export class ReplicatorOperations extends Construct {
         width: 6,
       }),
       new SingleValueWidget({
-        title: 'Runs completed (last day)',
+        title: 'Runs finished (last day)',
         metrics: [custom(CUSTOM_METRICS.runsCompleted, Stats.SUM, Duration.days(1))],
         width: 6,
       }),
@@ -282,13 +303,7 @@ export class ReplicatorOperations extends Construct {
       }),
       new AlarmStatusWidget({
         title: 'Alarms',
-        alarms: [
-          this.deadLettersAlarm,
-          this.enumeratorErrorsAlarm,
-          this.staleRunAlarm,
-          this.workerErrorsAlarm,
-          this.queueAgeAlarm,
-        ],
+        alarms: this.alarms,
         width: 8,
       }),
     );

@@ -213,7 +213,8 @@ export function dailyFigures(
       settleChecks * SETTLE_CHECK_SECONDS * memory.enumeratorGb +
       copySeconds * memory.workerGb,
     logBytes: lambdaInvocations * LOG_BYTES_PER_INVOCATION + (pages + changes) * LOG_BYTES_PER_LINE,
-    metricHours: { enumerate: enumerateHours, replicate: replicateHours },
+    // The settle check that counts the finished run sends from the enumerate function too.
+    metricHours: { enumerate: Math.max(enumerateHours, replicateHours), replicate: replicateHours },
     schedulerInvocations: enumerateInvocations,
     // On from the run's start until its listing ends, then until the settle check after the last copy.
     idlePollSeconds: listingSeconds + (changes > 0 ? SETTLE_CHECK_MS / 1000 : 0),
@@ -300,7 +301,7 @@ export async function costSection(context: BenchContext): Promise<SectionResult>
       rows: [
         ...report.lines.map((line) => [line.item, ...line.values.map(usd)]),
         ['Total excluding storage', ...report.totals.map(usd)],
-        ['  without the dashboard', ...report.totalsNoDashboard.map(usd)],
+        ['  the dashboard billed (a fourth)', ...report.totalsWithDashboard.map(usd)],
         ['  with the always-free tiers', ...report.totalsFreeTier.map(usd)],
         ['Storage, apart:', ...LIBRARIES.map(() => '')],
         ...report.storage.map((line) => [line.item, ...line.values.map(usd)]),
@@ -321,7 +322,7 @@ export async function costSection(context: BenchContext): Promise<SectionResult>
       {
         target:
           'A small library (3,000 assets, 20 changes a day) at or under $0.50 a month excluding storage',
-        measured: `${usd(report.totals[0] ?? 0)} at list prices (${usd(report.totalsNoDashboard[0] ?? 0)} without the dashboard); ${usd(report.totalsFreeTier[0] ?? 0)} with the always-free tiers`,
+        measured: `${usd(report.totals[0] ?? 0)} at list prices (${usd(report.totalsWithDashboard[0] ?? 0)} with the optional dashboard billed as an account's fourth); ${usd(report.totalsFreeTier[0] ?? 0)} with the always-free tiers`,
         met: (report.totals[0] ?? Infinity) <= 0.5,
       },
     ],

@@ -60,10 +60,10 @@ export const RECORDED_COST_INPUTS: CostInputs = {
     },
   ],
   stack: {
-    alarmMetrics: 6,
+    alarmMetrics: 3,
     customMetrics: {
       enumerate: 6,
-      replicate: 4,
+      replicate: 5,
     },
     dashboard: true,
     credentials: 'ssm',

@@ -115,10 +115,10 @@ export interface CostReport {
   inputs: CostInputs;
   lines: CostLine[];
   storage: CostLine[];
-  /** Monthly total excluding storage, at list prices. */
+  /** Monthly total excluding storage and the optional dashboard, at list prices. */
   totals: number[];
-  /** The same without the optional dashboard (`replicator:dashboard` false). */
-  totalsNoDashboard: number[];
+  /** The same with the dashboard billed (an account's fourth dashboard or later). */
+  totalsWithDashboard: number[];
   /** The same with the always-free tiers, in an account that uses them for nothing else. */
   totalsFreeTier: number[];
 }
@@ -175,18 +175,23 @@ export function costReport(inputs: CostInputs): CostReport {
   add(
     `CloudWatch custom metrics (${stack.customMetrics.enumerate + stack.customMetrics.replicate} via EMF, billed per hour sent)`,
     (l) => metricMonths(l) * PRICES.customMetricMonth,
-    (l) =>
-      above(stack.customMetrics.enumerate + stack.customMetrics.replicate, FREE_TIER.customMetrics) === 0
+    // The free tier's ten metrics cover that many of ours: the rest is billed, prorated alike.
+    (l) => {
+      const total = stack.customMetrics.enumerate + stack.customMetrics.replicate;
+      return total === 0
         ? 0
-        : metricMonths(l) * PRICES.customMetricMonth,
+        : (metricMonths(l) * PRICES.customMetricMonth * above(total, FREE_TIER.customMetrics)) / total;
+    },
   );
-  add(
-    stack.dashboard
-      ? 'CloudWatch dashboard (free for an account’s first three)'
+  // Optional, and free for an account's first three: shown, but apart from the totals.
+  const dashboardLine: CostLine = {
+    item: stack.dashboard
+      ? 'CloudWatch dashboard (optional; free for an account’s first three, not in the totals)'
       : 'CloudWatch dashboard (off)',
-    () => (stack.dashboard ? PRICES.dashboardMonth : 0),
-    () => 0,
-  );
+    values: libraries.map(() => (stack.dashboard ? PRICES.dashboardMonth : 0)),
+    counted: false,
+  };
+  lines.push(dashboardLine);
   add(
     'CloudWatch Logs ingestion',
     (l) => m(l).logsGb * PRICES.logsIngestedPerGb,
@@ -278,9 +283,7 @@ export function costReport(inputs: CostInputs): CostReport {
     lines,
     storage,
     totals: sum(lines.filter((l) => l.counted).map((l) => l.values)),
-    totalsNoDashboard: sum(
-      lines.filter((l) => l.counted && !l.item.startsWith('CloudWatch dashboard')).map((l) => l.values),
-    ),
+    totalsWithDashboard: sum([...lines.filter((l) => l.counted).map((l) => l.values), dashboardLine.values]),
     totalsFreeTier: sum(free),
   };
 }
@@ -305,7 +308,10 @@ export function costMarkdown(report: CostReport): string {
     row(['---', ...libraries.map(() => '---:')]),
     ...report.lines.map((line) => row([line.item, ...line.values.map(dollars)])),
     row(['**Total excluding storage**', ...report.totals.map((t) => `**${dollars(t)}**`)]),
-    row(['Total excluding storage, without the dashboard', ...report.totalsNoDashboard.map(dollars)]),
+    row([
+      'Total excluding storage, the dashboard billed (an account’s fourth or later)',
+      ...report.totalsWithDashboard.map(dollars),
+    ]),
     row([
       'Total excluding storage, with the always-free tiers (an account running nothing else)',
       ...report.totalsFreeTier.map(dollars),

@@ -34,11 +34,13 @@ export function stackInputs(): StackInputs {
     (r) => r.Type === 'AWS::SecretsManager::Secret',
   ).length;
   const source = (name: string) => readFileSync(new URL(`../../functions/${name}`, import.meta.url), 'utf8');
+  // Powertools' cold-start metric is one more per function (its own `function_name` dimension).
+  const coldStart = /captureColdStartMetric:\s*true/u.test(source('observability.ts')) ? 1 : 0;
   return {
     alarmMetrics,
     customMetrics: {
-      enumerate: emittedMetrics(source('enumerate.ts')).length,
-      replicate: emittedMetrics(source('replicate.ts')).length,
+      enumerate: emittedMetrics(source('enumerate.ts')).length + coldStart,
+      replicate: emittedMetrics(source('replicate.ts')).length + coldStart,
     },
     dashboard: dashboards > 0,
     credentials: secrets > 0 || config.cloudinarySecret ? 'secrets-manager' : 'ssm',
