@@ -377,7 +377,7 @@ export const KNOBS: KnobTable = {
   },
   staleRunAlarmHours: {
     default: 36,
-    doc: 'Alarm when no run has completed for this many hours: one missed daily run plus half a day for a rate-limited listing to finish.',
+    doc: 'Alarm when no run has finished (listed, and every copy it queued settled) for this many hours: one missed daily run plus half a day for a rate-limited listing to finish.',
     parse: integer(2, 168),
   },
   queueAgeAlarmHours: {
