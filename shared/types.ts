@@ -182,7 +182,13 @@ export interface ObjectStore {
    * state store's checkpoint, if any), checked against what the store holds; undefined to start
    * over. Leftovers of other versions, or that do not check, are discarded.
    */
-  resume?(key: string, version: number, saved?: CopyCheckpoint): Promise<CopyCheckpoint | undefined>;
+  resume?(
+    key: string,
+    version: number,
+    saved?: CopyCheckpoint,
+    /** The asset's size: with no checkpoint, an object one request stores left nothing to discard. */
+    bytes?: number,
+  ): Promise<CopyCheckpoint | undefined>;
   /**
    * Copies an object inside the store (a rename: no download), with new metadata; fails unless the
    * copy has `expected.bytes` bytes. The result's md5 is the source's recorded MD5.

@@ -239,7 +239,15 @@ export class S3ObjectStore implements ObjectStore {
    * Keeps the open upload of a checkpoint of this version when ListParts shows every recorded part;
    * any other unfinished upload of the key (another version, a dead copy) is aborted.
    */
-  async resume(key: string, version: number, saved?: CopyCheckpoint): Promise<CopyCheckpoint | undefined> {
+  async resume(
+    key: string,
+    version: number,
+    saved?: CopyCheckpoint,
+    bytes?: number,
+  ): Promise<CopyCheckpoint | undefined> {
+    // Smaller than one part and no checkpoint: it goes up in one PutObject, which nothing open can
+    // disturb. An upload a crash left before its first checkpoint is the lifecycle rule's to sweep.
+    if (saved === undefined && bytes !== undefined && bytes < this.partSize) return undefined;
     const candidate =
       saved?.key === key && saved.version === version && saved.uploadId !== undefined ? saved : undefined;
     const keep =

@@ -215,7 +215,10 @@ export async function replicateWork(
       : new PassThrough();
     const transfer = pipeline(opened.stream, body, { signal });
     const saveCheckpoint = deps.state.saveCheckpoint?.bind(deps.state);
+    // A copy that found no checkpoint and made none has none to drop (one request fewer per asset).
+    let checkpointed = saved !== undefined;
     const onCheckpoint = async (checkpoint: CopyCheckpoint) => {
+      checkpointed = true;
       await saveCheckpoint?.(id, checkpoint);
       reached = checkpoint.bytes;
     };
@@ -253,7 +256,7 @@ export async function replicateWork(
         now().toISOString(),
       ),
     );
-    await dropCheckpoint(deps, id, log);
+    if (checkpointed) await dropCheckpoint(deps, id, log);
     if (!recorded) return { outcome: 'skipped', reason: 'newer-version-recorded' };
     log.debug('replicated', { id, bytes: put.bytes, md5: put.md5, versionId: put.versionId });
     return { outcome: 'replicated', bytes: put.bytes, md5: put.md5, verifiedBy };
@@ -344,7 +347,7 @@ async function resumePoint(
     return {};
   }
   const saved = await deps.state.getCheckpoint?.(id);
-  const from = await deps.store.resume(key, asset.version, saved);
+  const from = await deps.store.resume(key, asset.version, saved, asset.bytes);
   if (saved && !from) await dropCheckpoint(deps, id, log);
   if (from) log.info('continuing an interrupted copy', { id, bytes: from.bytes, of: asset.bytes });
   return { ...(from ? { from } : {}), ...(saved ? { saved } : {}) };
