@@ -137,6 +137,11 @@ export interface CopyCheckpoint {
   uploadId?: string;
   partSize?: number;
   parts?: string[];
+  /**
+   * Bytes after `bytes` an earlier attempt received and the store kept on this machine (never
+   * saved in the state store): the store reads them back first, the source continues after them.
+   */
+  spilled?: number;
 }
 
 export interface PutResult {
@@ -182,7 +187,12 @@ export interface ObjectStore {
    * state store's checkpoint, if any), checked against what the store holds; undefined to start
    * over. Leftovers of other versions, or that do not check, are discarded.
    */
-  resume?(key: string, version: number, saved?: CopyCheckpoint): Promise<CopyCheckpoint | undefined>;
+  resume?(
+    key: string,
+    version: number,
+    saved?: CopyCheckpoint,
+    size?: number,
+  ): Promise<CopyCheckpoint | undefined>;
   /**
    * Copies an object inside the store (a rename: no download), with new metadata; fails unless the
    * copy has `expected.bytes` bytes. The result's md5 is the source's recorded MD5.
