@@ -278,7 +278,7 @@ export async function resumeSection(context: BenchContext): Promise<SectionResul
       num(trial.openUploads),
     ]),
     notes: [
-      `Deliveries throttled to ${(trials[0]?.throttle ?? 0) / 1e6} MB/s each; each kill lands once the bytes on disk (backup) or in S3 objects and uploaded parts (replicate) pass the next of 10 points spread over the library.`,
+      `Deliveries throttled to ${(trials[0]?.throttle ?? 0) / 1e6} MB/s each; each kill lands once the bytes on disk (backup) or in S3 objects, uploaded parts and kept part files (replicate) pass the next of 10 points spread over the library.`,
       'Lost at the kills: served to the killed runs but neither on disk nor in S3 when the last one died — bytes in socket and stream buffers, fetched again (replicate keeps the parts it has not recorded yet in files, read back by the next run).',
       'Open uploads / partials: multipart uploads left open and parts left on disk (replicate), partial files (backup), after the completing run.',
       `Run times: ${trials.map((t) => `${t.command} ${seconds(t.seconds)}`).join(', ')}.`,
