@@ -89,9 +89,10 @@ export class PartSpill {
         const inPart = at - (part - 1) * this.partSize;
         if (this.fd === undefined || this.fdPart !== part) {
           this.close();
-          mkdirSync(this.dir, { recursive: true });
+          // Private: the bytes of private and authenticated assets stay with this user.
+          mkdirSync(this.dir, { recursive: true, mode: 0o700 });
           // A part started afresh replaces what an older attempt left; a kept one is continued.
-          this.fd = openSync(this.path(part), inPart === 0 ? 'w' : 'r+');
+          this.fd = openSync(this.path(part), inPart === 0 ? 'w' : 'r+', 0o600);
           this.fdPart = part;
         }
         const piece = rest.subarray(0, Math.min(rest.length, this.partSize - inPart));
