@@ -137,6 +137,11 @@ export interface CopyCheckpoint {
   uploadId?: string;
   partSize?: number;
   parts?: string[];
+  /**
+   * Bytes after `bytes` an earlier attempt received and the store kept on this machine (never
+   * saved in the state store): the store reads them back first, the source continues after them.
+   */
+  spilled?: number;
 }
 
 export interface PutResult {
@@ -187,7 +192,7 @@ export interface ObjectStore {
     version: number,
     saved?: CopyCheckpoint,
     /** The asset's size: with no checkpoint, an object one request stores left nothing to discard. */
-    bytes?: number,
+    size?: number,
   ): Promise<CopyCheckpoint | undefined>;
   /**
    * Copies an object inside the store (a rename: no download), with new metadata; fails unless the

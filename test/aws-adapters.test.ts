@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   CreateTableCommand,
   DeleteTableCommand,
@@ -243,6 +246,89 @@ describe('S3ObjectStore resumable copies', () => {
     expect(
       (await bed.clients.s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? [],
     ).toEqual([]);
+  });
+
+  it('a copy cut off mid-part continues after the last byte this machine received: the part it was reading is kept on disk, not fetched again', async () => {
+    const bucket = await newBucket();
+    const spillDir = await mkdtemp(join(tmpdir(), 'spill-'));
+    const store = new S3ObjectStore({
+      s3: bed.clients.s3,
+      bucket,
+      partSize: 5 * MiB,
+      queueSize: 1,
+      spillDir,
+    });
+    const data = Buffer.concat(Array.from({ length: 52 }, (_, i) => bytesOf(256 * 1024, i * 256 * 1024 + 7)));
+    const checkpoints: CopyCheckpoint[] = [];
+    const expected = { bytes: data.length, md5: md5Of(data) };
+    const onCheckpoint = async (checkpoint: CopyCheckpoint) => void checkpoints.push(checkpoint);
+
+    // Cut off 1 MiB into the third part: two parts recorded, the third one's first MiB kept.
+    await expect(
+      store.put(key, failingBody(11 * MiB), {
+        metadata: {},
+        sizeHint: data.length,
+        expected,
+        resumable: { version: 4, onCheckpoint },
+      }),
+    ).rejects.toThrow('connection reset');
+    const saved = checkpoints.at(-1);
+    const from = await store.resume(key, 4, saved, data.length);
+    const continuedAt = (from?.bytes ?? 0) + (from?.spilled ?? 0);
+    const put = await store.put(key, bodyOf(data.subarray(continuedAt)), {
+      metadata: {},
+      sizeHint: data.length,
+      expected,
+      resumable: { version: 4, from, onCheckpoint },
+    });
+    const back = await readAll(await store.get(key));
+
+    expect(from).toEqual({ ...saved, spilled: MiB });
+    expect(continuedAt).toBe(11 * MiB);
+    expect(put).toMatchObject({ bytes: data.length, md5: md5Of(data) });
+    expect(checkpoints.map((checkpoint) => checkpoint.bytes)).toEqual([5 * MiB, 10 * MiB, 13 * MiB]);
+    expect(checkpoints.every((checkpoint) => checkpoint.spilled === undefined)).toBe(true);
+    expect(back.equals(data)).toBe(true);
+    expect(await readdir(spillDir)).toEqual([]);
+    await rm(spillDir, { recursive: true });
+  });
+
+  it('a copy cut off inside its first part continues from the bytes kept on disk; another version starts over', async () => {
+    const bucket = await newBucket();
+    const spillDir = await mkdtemp(join(tmpdir(), 'spill-'));
+    const store = new S3ObjectStore({
+      s3: bed.clients.s3,
+      bucket,
+      partSize: 5 * MiB,
+      queueSize: 1,
+      spillDir,
+    });
+    const data = Buffer.concat(Array.from({ length: 52 }, (_, i) => bytesOf(256 * 1024, i * 256 * 1024 + 7)));
+    const expected = { bytes: data.length, md5: md5Of(data) };
+
+    await expect(
+      store.put(key, failingBody(3 * MiB), {
+        metadata: {},
+        sizeHint: data.length,
+        expected,
+        resumable: { version: 4 },
+      }),
+    ).rejects.toThrow('connection reset');
+    const otherVersion = await store.resume(key, 5, undefined, data.length);
+    const from = await store.resume(key, 4, undefined, data.length);
+    const put = await store.put(key, bodyOf(data.subarray(from?.spilled)), {
+      metadata: {},
+      sizeHint: data.length,
+      expected,
+      resumable: { version: 4, from },
+    });
+
+    expect(otherVersion).toBeUndefined();
+    expect(from).toEqual({ key, version: 4, bytes: 0, partSize: 5 * MiB, spilled: 3 * MiB });
+    expect(put).toMatchObject({ bytes: data.length, md5: md5Of(data) });
+    expect((await readAll(await store.get(key))).equals(data)).toBe(true);
+    expect(await readdir(spillDir)).toEqual([]);
+    await rm(spillDir, { recursive: true });
   });
 
   it('a checkpoint of another version, or whose parts S3 no longer has, is dropped and its upload aborted', async () => {

@@ -34,6 +34,7 @@ import type {
 import { copyInBucket } from './s3Copy.js';
 import { contentTypeOf } from '../contentType.js';
 import { resumableUpload, uploadMatches } from './resumableUpload.js';
+import { PartSpill } from './partSpill.js';
 
 const MiB = 1024 * 1024;
 /** S3's smallest part (except the last) and most parts in one multipart upload. */
@@ -56,6 +57,11 @@ export interface S3ObjectStoreOptions {
   queueSize?: number;
   /** Keys per ListObjectsV2 page (default 1,000, S3's maximum). */
   listPageSize?: number;
+  /**
+   * A local folder where resumable copies keep the parts they have not recorded yet, so a copy
+   * killed mid-part continues from the last byte received on this machine (none: from the last part).
+   */
+  spillDir?: string;
 }
 
 /**
@@ -98,6 +104,7 @@ export class S3ObjectStore implements ObjectStore {
   private readonly partSize: number;
   private readonly queueSize: number;
   private readonly listPageSize: number;
+  private readonly spillDir: string | undefined;
   private bucketConfirmed = false;
 
   constructor(options: S3ObjectStoreOptions) {
@@ -114,12 +121,24 @@ export class S3ObjectStore implements ObjectStore {
     this.partSize = partSize;
     this.queueSize = queueSize;
     this.listPageSize = listPageSize;
+    this.spillDir = options.spillDir;
+  }
+
+  /** The part size of a copy of `size` bytes (grown past the configured one for the largest assets). */
+  private partSizeFor(size: number | undefined): number {
+    return size !== undefined && size > 0 ? partSizeFor(size, this.partSize) : this.partSize;
+  }
+
+  private spillOf(key: string, version: number, partSize: number): PartSpill | undefined {
+    return this.spillDir === undefined
+      ? undefined
+      : new PartSpill(this.spillDir, { bucket: this.bucket, key, version }, partSize);
   }
 
   async put(key: string, body: Readable, options: PutOptions): Promise<PutResult> {
     const { metadata, signal } = options;
     const givenMd5 = metadata[META.md5];
-    let partSize = this.partSize;
+    let partSize: number;
     try {
       assertHeaderSafeMetadata(metadata);
       if (givenMd5 !== undefined && !/^[0-9a-f]{32}$/iu.test(givenMd5)) {
@@ -127,9 +146,7 @@ export class S3ObjectStore implements ObjectStore {
           `metadata ${META.md5} must be 32 hexadecimal digits, not ${JSON.stringify(givenMd5)}`,
         );
       }
-      if (options.sizeHint !== undefined && options.sizeHint > 0) {
-        partSize = partSizeFor(options.sizeHint, this.partSize);
-      }
+      partSize = this.partSizeFor(options.sizeHint);
       signal?.throwIfAborted();
     } catch (error) {
       body.destroy();
@@ -184,6 +201,7 @@ export class S3ObjectStore implements ObjectStore {
         expected,
         ...(resumable?.from ? { from: resumable.from } : {}),
         ...(resumable?.onCheckpoint ? { onCheckpoint: resumable.onCheckpoint } : {}),
+        ...(resumable ? { spill: this.spillOf(key, resumable.version, partSize) } : {}),
         send: (call, action) => this.send(call, action),
       });
     } catch (error) {
@@ -243,11 +261,11 @@ export class S3ObjectStore implements ObjectStore {
     key: string,
     version: number,
     saved?: CopyCheckpoint,
-    bytes?: number,
+    size?: number,
   ): Promise<CopyCheckpoint | undefined> {
     // Smaller than one part and no checkpoint: it goes up in one PutObject, which nothing open can
     // disturb. An upload a crash left before its first checkpoint is the lifecycle rule's to sweep.
-    if (saved === undefined && bytes !== undefined && bytes < this.partSize) return undefined;
+    if (saved === undefined && size !== undefined && size < this.partSize) return undefined;
     const candidate =
       saved?.key === key && saved.version === version && saved.uploadId !== undefined ? saved : undefined;
     const keep =
@@ -256,7 +274,16 @@ export class S3ObjectStore implements ObjectStore {
         ? candidate
         : undefined;
     await this.discardUploads(key, keep?.uploadId);
-    return keep;
+    // Bytes after the last recorded part that an attempt on this machine received before it died.
+    const partSize = keep?.partSize ?? this.partSizeFor(size);
+    const done = keep?.bytes ?? 0;
+    // A checkpoint of this version whose upload is gone may have been completed: no local bytes then.
+    const spilled =
+      size === undefined || size <= done || (candidate !== undefined && keep === undefined)
+        ? 0
+        : (this.spillOf(key, version, partSize)?.held(done, size - done) ?? 0);
+    if (spilled === 0) return keep;
+    return keep ? { ...keep, spilled } : { key, version, bytes: 0, partSize, spilled };
   }
 
   /** A server-side copy (CopyObject, part by part above 5 GB): a renamed asset, no download. */

@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SchedulerClient } from '@aws-sdk/client-scheduler';
 import { CloudinarySource } from '../cloudinary/CloudinarySource.js';
@@ -81,6 +83,7 @@ export async function awsEngineFromEnv(
       bucket,
       partSize: settings.partSize,
       queueSize: settings.uploadQueueSize,
+      spillDir: join(tmpdir(), 'cloudinary-replicator-parts'),
     }),
     state: new DynamoStateStore({ dynamo: clients.dynamo, table }),
     queue: workers ? wakingQueue(sqsQueue, workers) : sqsQueue,

@@ -11,6 +11,7 @@ import type { Readable } from 'node:stream';
 import { createMD5 } from 'hash-wasm';
 import { IntegrityError } from '../errors.js';
 import type { CopyCheckpoint } from '../types.js';
+import type { PartSpill } from './partSpill.js';
 
 /** What a resumable upload sends and how it reports, besides the bytes. */
 export interface ResumableUploadParams {
@@ -26,6 +27,8 @@ export interface ResumableUploadParams {
   expected: { bytes?: number; md5?: string };
   from?: CopyCheckpoint;
   onCheckpoint?: (checkpoint: CopyCheckpoint) => Promise<void>;
+  /** Keeps the parts not yet recorded on local disk; `from.spilled` bytes of it are read back first. */
+  spill?: PartSpill;
   /** Wraps each S3 call (classification of its errors). */
   send: <T>(call: () => Promise<T>, action: string) => Promise<T>;
 }
@@ -51,7 +54,7 @@ export async function resumableUpload(
   params: ResumableUploadParams,
 ): Promise<{ versionId?: string; bytes: number; md5: string }> {
   // No abort signal on parts already read: at a deadline they finish and are recorded, not sent again.
-  const { s3, bucket, key, partSize, expected, send } = params;
+  const { s3, bucket, key, partSize, expected, send, spill } = params;
   const from = params.from;
   const hasher = await createMD5();
   if (from?.md5State) hasher.load(Buffer.from(from.md5State, 'base64'));
@@ -113,6 +116,7 @@ export async function resumableUpload(
           parts[head.number - 1] = head.entry as string;
           // The prefix up to the end of this part is whole: a later attempt continues after it.
           await params.onCheckpoint?.(checkpoint(head.md5State, head.end));
+          spill?.drop(head.number);
         }
       })
       .catch((error: unknown) => {
@@ -162,12 +166,16 @@ export async function resumableUpload(
     await settled();
   };
 
+  // Bytes taken so far (kept parts included): the offset in the object of the next one.
+  let received = bytes;
+  const held = spill ? (from?.spilled ?? 0) : 0;
   try {
     let pending: Buffer[] = [];
     let pendingBytes = 0;
-    for await (const chunk of body as AsyncIterable<Buffer>) {
+    const take = async (chunk: Buffer) => {
       pending.push(chunk);
       pendingBytes += chunk.length;
+      received += chunk.length;
       while (pendingBytes >= partSize) {
         const joined = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending);
         await startPart(joined.subarray(0, partSize));
@@ -175,6 +183,13 @@ export async function resumableUpload(
         pending = rest.length > 0 ? [rest] : [];
         pendingBytes = rest.length;
       }
+    };
+    // What an earlier attempt on this machine received but did not record, then the source's bytes.
+    if (spill && held > 0) for (const chunk of spill.read(bytes, held)) await take(chunk);
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      // Kept before it is used: a kill from here on does not cost these bytes again.
+      spill?.write(received, chunk);
+      await take(chunk);
     }
     // The last part may be short (or empty when the checkpoint already held every byte).
     if (pendingBytes > 0) await startPart(Buffer.concat(pending));
@@ -184,9 +199,14 @@ export async function resumableUpload(
     // Parts that reached S3 are recorded even now: the next attempt does not send them again.
     await Promise.allSettled(inFlight.map((part) => part.done));
     await record();
-    if (error instanceof IntegrityError) await abort().catch(() => undefined);
+    spill?.close();
+    if (error instanceof IntegrityError) {
+      spill?.discard();
+      await abort().catch(() => undefined);
+    }
     throw error;
   }
+  spill?.discard();
 
   const md5 = hasher.digest('hex');
   const mismatch =
@@ -196,6 +216,7 @@ export async function resumableUpload(
         ? `MD5 ${md5} does not match the source's etag ${expected.md5}`
         : undefined;
   if (mismatch) {
+    spill?.discard();
     // Never completed: the object would become visible with bytes that are not the asset's.
     await abort().catch(() => undefined);
     throw new IntegrityError(`${key}: ${mismatch}`);

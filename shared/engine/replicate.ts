@@ -199,9 +199,11 @@ export async function replicateWork(
       return { outcome: 'replicated', bytes: finished.bytes, md5: finished.md5 as string, verifiedBy };
     }
     // A partial copy holding every byte needs nothing more from the source.
-    const whole = from !== undefined && from.bytes >= asset.bytes && asset.bytes > 0;
+    // The source continues after the bytes the store holds (recorded parts, and parts kept locally).
+    const held = (from?.bytes ?? 0) + (from?.spilled ?? 0);
+    const whole = from !== undefined && held >= asset.bytes && asset.bytes > 0;
     const opened = {
-      stream: whole ? Readable.from([]) : resumingBody(deps.source, asset, from?.bytes ?? 0, signal, log),
+      stream: whole ? Readable.from([]) : resumingBody(deps.source, asset, held, signal, log),
     };
     const counting = deps.onBytes;
     // Counted on the way through: a 'data' listener would let bytes flow before the store reads them.
@@ -349,7 +351,13 @@ async function resumePoint(
   const saved = await deps.state.getCheckpoint?.(id);
   const from = await deps.store.resume(key, asset.version, saved, asset.bytes);
   if (saved && !from) await dropCheckpoint(deps, id, log);
-  if (from) log.info('continuing an interrupted copy', { id, bytes: from.bytes, of: asset.bytes });
+  if (from)
+    log.info('continuing an interrupted copy', {
+      id,
+      bytes: from.bytes,
+      ...(from.spilled ? { keptLocally: from.spilled } : {}),
+      of: asset.bytes,
+    });
   return { ...(from ? { from } : {}), ...(saved ? { saved } : {}) };
 }
 

@@ -3,35 +3,45 @@
  * the replicate handler, each invocation given `--deadline` seconds (60 by default, Lambda's 15 s
  * margin included): every invocation records its parts and hands the copy to the next one.
  *
- *   npm run bench:large -- --gib 1 [--deadline 60]
+ *   npm run bench:large -- --gib 1 [--deadline 60] [--node-flags=--max-semi-space-size=4]
  *
- * moto joins every part in memory to complete a multipart upload (twice over: see the README), so
- * the size this can reach on moto is bounded by moto's memory, not by the replicator's.
+ * moto joins every part in memory to complete a multipart upload (about 2.2 x the object), so this
+ * bench's moto completes uploads through a temporary file instead (test/support/moto_streaming_complete.py,
+ * a test-bed change: no S3 semantics change). moto keeps the parts and the object on disk (in its
+ * temporary folder): about twice the asset's size, given back when the bench stops moto.
  */
-import type { Context, SQSBatchResponse } from 'aws-lambda';
-import { S3Client } from '@aws-sdk/client-s3';
-import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { parseArgs } from 'node:util';
-import { replicateHandler } from '../../functions/replicate.js';
 import { awsEngineFromEnv } from '../../shared/aws/engineFromEnv.js';
 import { DynamoStateStore } from '../../shared/aws/DynamoStateStore.js';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { sqsEventFromMessages } from '../../shared/aws/SqsWorkQueue.js';
 import { enumerate } from '../../shared/engine/enumerate.js';
 import { assetIdOf } from '../../shared/keys.js';
 import { generateLibrary, startCloudinaryDouble } from '../double/index.js';
 import { benchMotoPid, freshAwsResources, stopBenchMoto } from './support/awsBed.js';
 import { RssSampler } from './support/rssSampler.js';
+import { childModule, startChild } from './support/child.js';
+import type { LargeHandoverJob } from './children/largeHandoverWorker.js';
+
+type LargeHandoverMessage =
+  | { kind: 'invocation'; number: number; seconds: number; memory: NodeJS.MemoryUsage; done?: false }
+  | { kind: 'invocation'; done: true; invocations: number };
 
 const GiB = 1024 ** 3;
+const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
 const { values } = parseArgs({
   options: {
     gib: { type: 'string', default: '1' },
     deadline: { type: 'string', default: '60' },
+    // V8 flags for the handler's process, e.g. --max-semi-space-size=4 (see the README).
+    'node-flags': { type: 'string', default: '' },
   },
 });
 const bytes = Math.round(Number(values.gib) * GiB);
 const deadlineMs = Number(values.deadline) * 1000;
+
+// Read by moto_locked.py when the bench starts its moto_server.
+process.env.MOTO_STREAMING_COMPLETE = '1';
 
 const double = await startCloudinaryDouble({
   library: generateLibrary({
@@ -62,7 +72,6 @@ console.log(
 );
 
 const s3 = new S3Client({ endpoint: aws.endpoint, forcePathStyle: true, region: 'us-east-1' });
-const sqs = new SQSClient({ endpoint: aws.endpoint, region: 'us-east-1' });
 const state = new DynamoStateStore({
   dynamo: new DynamoDBClient({ endpoint: aws.endpoint, region: 'us-east-1' }),
   table: aws.table,
@@ -71,56 +80,56 @@ const engine = await awsEngineFromEnv();
 await enumerate({ ...engine, settings: engine.settings });
 const id = assetIdOf({ resourceType: 'video', deliveryType: 'upload', publicId: asset.public_id });
 
-const worker = new RssSampler(process.pid).start();
+// The handler runs in a child of its own: its RSS is sampled without the double's or this script's.
+const child = startChild<LargeHandoverMessage>(
+  childModule('largeHandoverWorker.ts'),
+  process.env,
+  values['node-flags'].split(' ').filter(Boolean),
+);
+const worker = new RssSampler(child.pid).start();
 const motoPid = benchMotoPid();
 const moto = motoPid === undefined ? undefined : new RssSampler(motoPid, 200).start();
 const started = performance.now();
-let invocations = 0;
+child.send({ kind: 'job', queueUrl: aws.queueUrl, deadlineMs } satisfies LargeHandoverJob);
+let invocations: number;
 for (;;) {
-  const received = await sqs.send(
-    new ReceiveMessageCommand({
-      QueueUrl: aws.queueUrl,
-      MaxNumberOfMessages: 1,
-      AttributeNames: ['All'],
-      WaitTimeSeconds: 1,
-    }),
-  );
-  const messages = received.Messages ?? [];
-  if (messages.length === 0) break;
-  invocations += 1;
-  const invokedAt = Date.now();
-  const context = { getRemainingTimeInMillis: () => deadlineMs - (Date.now() - invokedAt) } as Context;
-  const answer = (await replicateHandler(
-    sqsEventFromMessages(messages, 'arn:aws:sqs:us-east-1:123456789012:work'),
-    context,
-  )) as SQSBatchResponse;
+  const message = await child.next('invocation');
+  if (message.done) {
+    invocations = message.invocations;
+    break;
+  }
   const checkpoint = await state.getCheckpoint(id);
   console.log(
-    `invocation ${invocations}: ${((Date.now() - invokedAt) / 1000).toFixed(0)} s, ` +
-      `checkpoint ${checkpoint ? (checkpoint.bytes / GiB).toFixed(2) : 'done'} GiB, worker RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`,
+    `invocation ${message.number}: ${message.seconds.toFixed(0)} s, ` +
+      `checkpoint ${checkpoint ? (checkpoint.bytes / GiB).toFixed(2) : 'done'} GiB, handler RSS ${mib(message.memory.rss)} MiB ` +
+      `(V8 heap ${mib(message.memory.heapUsed)}/${mib(message.memory.heapTotal)}, buffers ${mib(message.memory.arrayBuffers)})`,
   );
-  for (const message of messages) {
-    if (!answer.batchItemFailures.some((failure) => failure.itemIdentifier === message.MessageId))
-      await sqs.send(
-        new DeleteMessageCommand({ QueueUrl: aws.queueUrl, ReceiptHandle: message.ReceiptHandle }),
-      );
-  }
 }
+await child.exited;
 const seconds = (performance.now() - started) / 1000;
 const copied = (await state.getMany([id])).get(id);
+const head = copied?.objectKey
+  ? await s3.send(new HeadObjectCommand({ Bucket: aws.bucket, Key: copied.objectKey }))
+  : undefined;
 const workerPeak = worker.stop().peak;
 const motoPeak = moto?.stop().peak;
 console.log(
   JSON.stringify({
     gib: bytes / GiB,
     deadlineSeconds: deadlineMs / 1000,
+    nodeFlags: values['node-flags'] || undefined,
     invocations,
     seconds: Math.round(seconds),
     mbPerSecond: Math.round(bytes / 1e6 / seconds),
     status: copied?.status,
     md5Verified: copied?.md5 === expectedMd5,
+    objectBytes: head?.ContentLength,
+    objectMd5Metadata: head?.Metadata?.md5 === expectedMd5,
     served: double.counters.deliveryBytes + double.counters.downloadBytes,
-    workerPeakRssMiB: Math.round(workerPeak / 2 ** 20),
+    fetchedRatio: Number(
+      ((double.counters.deliveryBytes + double.counters.downloadBytes) / bytes).toFixed(4),
+    ),
+    handlerPeakRssMiB: Math.round(workerPeak / 2 ** 20),
     motoPeakRssMiB: motoPeak === undefined ? undefined : Math.round(motoPeak / 2 ** 20),
   }),
 );

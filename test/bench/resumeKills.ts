@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -112,9 +112,20 @@ async function backupProgress(dest: string): Promise<number> {
   return total;
 }
 
-/** Bytes in S3: finished objects and the parts of open uploads (the replicator's progress). */
-async function replicateProgress(s3: S3Client, bucket: string): Promise<number> {
+/** Bytes of files in a folder (none when it is missing). */
+async function folderBytes(dir: string): Promise<number> {
   let total = 0;
+  for (const name of await readdir(dir).catch(() => [] as string[]))
+    total += (await stat(join(dir, name)).catch(() => undefined))?.size ?? 0;
+  return total;
+}
+
+/**
+ * Bytes in S3 (finished objects and the parts of open uploads) and the parts the killed runs kept
+ * on disk (the replicator's progress).
+ */
+async function replicateProgress(s3: S3Client, bucket: string, kept: string): Promise<number> {
+  let total = await folderBytes(kept);
   const objects = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'assets/' }));
   for (const object of objects.Contents ?? []) total += object.Size ?? 0;
   const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
@@ -176,8 +187,11 @@ export async function killTrials(
       aws = await freshAwsResources(50);
       s3 = new S3Client({ endpoint: aws.endpoint, forcePathStyle: true, region: 'us-east-1' });
       args = ['shared/cli/replicate.ts', '--json'];
+      await mkdir(join(dest, 'tmp'), { recursive: true });
       env = {
         ...env,
+        // The runs' temporary folder (where copies keep the parts they have not recorded) is the bench's.
+        TMPDIR: join(dest, 'tmp'),
         ...motoEnvironment(aws.endpoint),
         BUCKET_NAME: aws.bucket,
         TABLE_NAME: aws.table,
@@ -189,7 +203,13 @@ export async function killTrials(
       };
     }
     const progress = () =>
-      command === 'backup' ? backupProgress(dest) : replicateProgress(s3 as S3Client, aws?.bucket ?? '');
+      command === 'backup'
+        ? backupProgress(dest)
+        : replicateProgress(
+            s3 as S3Client,
+            aws?.bucket ?? '',
+            join(dest, 'tmp', 'cloudinary-replicator-parts'),
+          );
     context.log(`resume: ${command} killed ${kills} times, ${(libraryBytes / 1e6).toFixed(0)} MB of videos`);
     double.counters.reset();
     const started = performance.now();
@@ -234,7 +254,8 @@ export async function killTrials(
     const openUploads =
       command === 'replicate'
         ? ((await (s3 as S3Client).send(new ListMultipartUploadsCommand({ Bucket: aws?.bucket ?? '' })))
-            .Uploads?.length ?? 0)
+            .Uploads?.length ?? 0) +
+          (await readdir(join(dest, 'tmp', 'cloudinary-replicator-parts')).catch(() => [])).length
         : (await readdir(join(dest, LOCAL_CONTROL_DIR, 'tmp')).catch(() => [])).length;
     return {
       command,

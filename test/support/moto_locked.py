@@ -6,9 +6,14 @@ services never let that happen. Serialising those calls gives
 the tests the same guarantee, while S3 transfers stay concurrent. (A long poll would hold the
 lock for its whole wait: consumers here poll without waiting.)
 
+With MOTO_STREAMING_COMPLETE=1 (the large-asset bench), multipart uploads are completed through a
+temporary file instead of in memory (moto_streaming_complete.py), so objects larger than the
+machine's memory can be completed.
+
 It also refuses to create a schedule group that exists (ConflictException), as EventBridge
 Scheduler does: moto replaced the group, erasing the schedules of a suite running beside.
 """
+import os
 import sys
 import threading
 
@@ -53,6 +58,11 @@ def locked(app):
 
 
 if __name__ == "__main__":
+    if os.environ.get("MOTO_STREAMING_COMPLETE") == "1":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import moto_streaming_complete
+
+        moto_streaming_complete.install()
     host, port = sys.argv[1], int(sys.argv[2])
     application = DomainDispatcherApplication(create_backend_app)
     application.debug = True
