@@ -17,6 +17,7 @@ import {
   ReplicatorOperations,
   RunSchedule,
   StateTable,
+  WORKER_NODE_OPTIONS,
   WorkQueue,
 } from './constructs/index.js';
 
@@ -87,6 +88,7 @@ export class ReplicatorStack extends Stack {
       // ~16 hops Lambda would stop it (a 5 GB/invocation chain ends near 85 GB at 6 MB/s), so the
       // loop is allowed and bounded by the engine (progress on every hop, MAX_HANDOVERS).
       recursiveLoop: RecursiveLoop.ALLOW,
+      nodeOptions: WORKER_NODE_OPTIONS,
     });
     this.work = new WorkQueue(this, 'Work', {
       consumerTimeout: Duration.seconds(config.workerTimeoutSeconds),

@@ -281,8 +281,15 @@ describe('functions', () => {
         Handler: 'index.handler',
       });
       // --enable-source-maps would parse the map at every cold start; the handlers read it when they fail.
-      expect(JSON.stringify(fn.Properties?.Environment)).not.toContain('NODE_OPTIONS');
+      expect(JSON.stringify(fn.Properties?.Environment)).not.toContain('enable-source-maps');
     }
+  });
+
+  it('give the worker a small young generation, so a long copy stays within its memory bound', () => {
+    const env = (id: 'Enumerate' | 'Replicate') =>
+      (functionNamed(id).Properties?.Environment as { Variables: Json }).Variables;
+    expect(env('Replicate').NODE_OPTIONS).toBe('--max-semi-space-size=4');
+    expect(env('Enumerate').NODE_OPTIONS).toBeUndefined();
   });
 
   it('log to their own log group, kept 30 days', () => {
@@ -326,6 +333,7 @@ describe('functions', () => {
         ...common,
         'DLQ_URL',
         'MAX_RECEIVES',
+        'NODE_OPTIONS',
         'PART_SIZE_MB',
         'UPLOAD_QUEUE_SIZE',
         'WORKER_CONCURRENCY',

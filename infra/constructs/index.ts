@@ -8,7 +8,7 @@ export {
 export type { BackupBucketProps } from './BackupBucket.js';
 export { CloudinarySecret } from './CloudinarySecret.js';
 export type { CloudinarySecretProps } from './CloudinarySecret.js';
-export { ReplicatorFunction, SERVICE_USED_ACTIONS } from './ReplicatorFunction.js';
+export { ReplicatorFunction, SERVICE_USED_ACTIONS, WORKER_NODE_OPTIONS } from './ReplicatorFunction.js';
 export type { ReplicatorFunctionProps } from './ReplicatorFunction.js';
 export { CUSTOM_METRICS, ReplicatorOperations } from './ReplicatorOperations.js';
 export type { ReplicatorOperationsProps } from './ReplicatorOperations.js';

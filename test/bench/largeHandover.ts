@@ -3,7 +3,9 @@
  * the replicate handler, each invocation given `--deadline` seconds (60 by default, Lambda's 15 s
  * margin included): every invocation records its parts and hands the copy to the next one.
  *
- *   npm run bench:large -- --gib 1 [--deadline 60] [--node-flags=--max-semi-space-size=4]
+ *   npm run bench:large -- --gib 1 [--deadline 60] [--node-flags="..."]
+ *
+ * The handler's process gets the deployed function's NODE_OPTIONS unless --node-flags says otherwise.
  *
  * moto joins every part in memory to complete a multipart upload (about 2.2 x the object), so this
  * bench's moto completes uploads through a temporary file instead (test/support/moto_streaming_complete.py,
@@ -20,6 +22,7 @@ import { assetIdOf } from '../../shared/keys.js';
 import { generateLibrary, startCloudinaryDouble } from '../double/index.js';
 import { benchMotoPid, freshAwsResources, stopBenchMoto } from './support/awsBed.js';
 import { RssSampler } from './support/rssSampler.js';
+import { WORKER_NODE_OPTIONS } from '../../infra/constructs/ReplicatorFunction.js';
 import { childModule, startChild } from './support/child.js';
 import type { LargeHandoverJob } from './children/largeHandoverWorker.js';
 
@@ -33,8 +36,8 @@ const { values } = parseArgs({
   options: {
     gib: { type: 'string', default: '1' },
     deadline: { type: 'string', default: '60' },
-    // V8 flags for the handler's process, e.g. --max-semi-space-size=4 (see the README).
-    'node-flags': { type: 'string', default: '' },
+    // V8 flags for the handler's process: the deployed replicate function's by default.
+    'node-flags': { type: 'string', default: WORKER_NODE_OPTIONS },
   },
 });
 const bytes = Math.round(Number(values.gib) * GiB);
