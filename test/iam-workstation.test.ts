@@ -34,6 +34,7 @@ const NEEDED_ON_PATHS_NOT_TAKEN = new Set([
   's3:ListBucketMultipartUploads', // replicate aborts what a dead copy of a large asset left open
   's3:ListMultipartUploadParts', // replicate checks an interrupted copy's recorded parts before continuing it
   's3:GetObjectVersion', // replicate copies a renamed asset from its old id's version (test/iam-contract.test.ts renames one)
+  'dynamodb:DeleteItem', // replicate drops the checkpoint of a copy of a large asset once it is recorded (test/iam-contract.test.ts copies one)
 ]);
 
 describe('the workstation commands are allowed by the operator policy the README tells users to attach', () => {
