@@ -314,6 +314,9 @@ export class LocalObjectStore implements ObjectStore {
       file_token: fileToken(info),
       stored_at: new Date().toISOString(),
     });
+    // The row holds the name now: a promise kept per file would grow with the library.
+    const promised = foldPath(placeKey(key).relative);
+    if (this.reserved.get(promised) === key) this.reserved.delete(promised);
     // The first put of a run rewrites it too: a killed run may have left files it does not name yet.
     if (!this.putSeen || relativePath.startsWith(`${UNSAFE_DIR}/`) || this.movedAside) this.indexDirty = true;
     this.putSeen = true;
