@@ -90,9 +90,10 @@ export function resumingBody(
     stream.once('end', () => settle());
     stream.once('error', (error) => settle(error));
     // A body that closes without its end or an error was cut off.
-    stream.once('close', () =>
-      settle(new RetryableError(`download of ${asset.publicId}: the body closed before its end`)),
-    );
+    stream.once('close', () => {
+      if (!settled)
+        settle(new RetryableError(`download of ${asset.publicId}: the body closed before its end`));
+    });
   };
 
   return body;
