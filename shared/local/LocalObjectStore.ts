@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdirSync, type BigIntStats } from 'node:fs';
-import { lstat, readdir, rename, truncate } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { lstat, rename, truncate } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
@@ -29,6 +29,7 @@ import {
   UnsafePathError,
 } from './safePath.js';
 import { syncWriteAheadLog } from './groupCommit.js';
+import { PartialFiles } from './PartialFiles.js';
 import { writeUnsafeIndex } from './unsafeIndex.js';
 import { openDatabase } from './sqlite.js';
 
@@ -96,6 +97,8 @@ export class LocalObjectStore implements ObjectStore {
   /** Finished files waiting for their group, and the group being placed (one at a time). */
   private readonly pendingPlacements: PendingPlacement[] = [];
   private placing: Promise<void> | undefined;
+  /** Resumable partial files in the temp folder, so no copy lists the folder again. */
+  private readonly partials: PartialFiles;
   /** Index commits made since this store opened (one per group), for measurements. */
   commits = 0;
 
@@ -104,6 +107,7 @@ export class LocalObjectStore implements ObjectStore {
     this.controlDir = join(root, LOCAL_CONTROL_DIR);
     this.tmpDir = join(this.controlDir, 'tmp');
     mkdirSync(this.tmpDir, { recursive: true });
+    this.partials = new PartialFiles(this.tmpDir);
     this.indexFile = join(this.controlDir, OBJECT_INDEX_FILE);
     // NORMAL: each group fsyncs the log itself, off the event loop.
     this.db = openDatabase(this.indexFile, { synchronous: 'NORMAL' });
@@ -161,14 +165,12 @@ export class LocalObjectStore implements ObjectStore {
   async resume(key: string, version: number): Promise<CopyCheckpoint | undefined> {
     return this.withKeyLock(key, async () => {
       const own = resumableName(key, version);
-      const prefix = `${own.slice(0, own.indexOf('.'))}.v`;
       let kept: CopyCheckpoint | undefined;
-      for (const name of await readdir(this.tmpDir)) {
-        if (!name.startsWith(prefix)) continue;
+      for (const name of this.partials.of(own)) {
         const info = name === own ? await lstat(join(this.tmpDir, name)).catch(() => undefined) : undefined;
         if (info?.isFile() && info.size > 0) kept = { key, version, bytes: info.size };
         // Another version's bytes are not this version's prefix.
-        else await removeFile(join(this.tmpDir, name));
+        else await this.partials.remove(name);
       }
       return kept;
     });
@@ -177,12 +179,9 @@ export class LocalObjectStore implements ObjectStore {
   /** Removes the partial files of every version of `key` (a copy given up); returns how many. */
   async discardIncomplete(key: string): Promise<number> {
     return this.withKeyLock(key, async () => {
-      const own = resumableName(key, 0);
-      const prefix = `${own.slice(0, own.indexOf('.'))}.v`;
       let discarded = 0;
-      for (const name of await readdir(this.tmpDir)) {
-        if (!name.startsWith(prefix)) continue;
-        await removeFile(join(this.tmpDir, name));
+      for (const name of this.partials.of(resumableName(key, 0))) {
+        await this.partials.remove(name);
         discarded += 1;
       }
       return discarded;
@@ -221,16 +220,21 @@ export class LocalObjectStore implements ObjectStore {
       // `flush` fsyncs before close (in libuv's pool, many files at once): the rename never publishes
       // bytes still in the page cache.
       const flags = from > 0 ? 'a' : resumable ? 'w' : 'wx';
+      if (resumable) this.partials.note(basename(tempPath));
       await pipeline(body, verifier, createWriteStream(tempPath, { flags, flush: true }), {
         signal: options.signal,
       });
       const createdAt = options.createdAt ? new Date(options.createdAt) : undefined;
       await this.placeWithGroup({ key, tempPath, verifier, options, createdAt });
+      this.partials.forget(basename(tempPath));
       return { key, bytes: verifier.bytes, md5: verifier.md5 };
     } catch (error) {
       body.destroy();
       // An interrupted resumable copy keeps its bytes for the next attempt; bytes that did not verify go.
-      if (!resumable || error instanceof IntegrityError) await removeFile(tempPath);
+      if (!resumable || error instanceof IntegrityError) {
+        await removeFile(tempPath);
+        this.partials.forget(basename(tempPath));
+      }
       throw error;
     }
   }
