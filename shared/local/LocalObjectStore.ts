@@ -1,13 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync, type BigIntStats } from 'node:fs';
+import { createReadStream, mkdirSync, type BigIntStats } from 'node:fs';
 import { lstat, rename, truncate } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { LOCAL_CONTROL_DIR } from '../constants.js';
 import { AssetGoneError, IntegrityError } from '../errors.js';
-import { VerifyingStream } from '../hashing.js';
+import { Verifier } from '../hashing.js';
 import type {
   CopyCheckpoint,
   CopyOptions,
@@ -30,6 +29,7 @@ import {
 } from './safePath.js';
 import { syncWriteAheadLog } from './groupCommit.js';
 import { PartialFiles } from './PartialFiles.js';
+import { writeVerifiedFile } from './writeVerifiedFile.js';
 import { writeUnsafeIndex } from './unsafeIndex.js';
 import { openDatabase } from './sqlite.js';
 
@@ -45,7 +45,7 @@ const MAX_PLACEMENTS_PER_GROUP = 256;
 interface PendingPlacement {
   key: string;
   tempPath: string;
-  verifier: VerifyingStream;
+  verifier: Verifier;
   options: PutOptions;
   createdAt: Date | undefined;
   resolve: () => void;
@@ -206,7 +206,7 @@ export class LocalObjectStore implements ObjectStore {
       resumable ? resumableName(key, resumable.version) : `${randomUUID()}.part`,
     );
     const from = resumable?.from?.version === resumable?.version ? (resumable?.from?.bytes ?? 0) : 0;
-    let verifier: VerifyingStream | undefined;
+    let verifier: Verifier | undefined;
     try {
       let start: { hash: ReturnType<typeof createHash>; bytes: number } | undefined;
       if (from > 0) {
@@ -216,14 +216,12 @@ export class LocalObjectStore implements ObjectStore {
         if (start.bytes !== from)
           throw new IntegrityError(`${key}: the partial file is shorter than its checkpoint`);
       }
-      verifier = new VerifyingStream(options.expected ?? {}, key, start);
-      // `flush` fsyncs before close (in libuv's pool, many files at once): the rename never publishes
+      verifier = new Verifier(options.expected ?? {}, key, start);
+      // Fsynced before it is placed (in libuv's pool, many files at once): the rename never publishes
       // bytes still in the page cache.
       const flags = from > 0 ? 'a' : resumable ? 'w' : 'wx';
       if (resumable) this.partials.note(basename(tempPath));
-      await pipeline(body, verifier, createWriteStream(tempPath, { flags, flush: true }), {
-        signal: options.signal,
-      });
+      await writeVerifiedFile(body, tempPath, flags, verifier, options.signal);
       const createdAt = options.createdAt ? new Date(options.createdAt) : undefined;
       await this.placeWithGroup({ key, tempPath, verifier, options, createdAt });
       this.partials.forget(basename(tempPath));
