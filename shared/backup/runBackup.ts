@@ -59,8 +59,8 @@ export interface BackupOptions {
 const LEASE_MS = 0;
 /** Downloads at once unless told otherwise (`--concurrency`): measured best by `npm run bench`. */
 export const DEFAULT_BACKUP_CONCURRENCY = 16;
-/** Assets queued and not yet settled past which the listing waits (two pages of 500: workers never starve). */
-const MAX_BACKLOG = 1_000;
+/** Pages of assets queued and not yet settled past which the listing waits (workers never starve). */
+const BACKLOG_PAGES = 2;
 /** Says which paused checkpoint left nothing behind in the in-memory queue (see recoverInterruptedRun). */
 const CHECKPOINT_FILE = 'backup-checkpoint.json';
 
@@ -190,10 +190,11 @@ async function backup(
   let sent = 0;
   let listingDone = false;
   let fatal: unknown;
+  const maxBacklog = BACKLOG_PAGES * Math.max(1, options.settings.pageSize);
   const queue = countingQueue(new MemoryWorkQueue({ visibilityTimeoutSeconds: 3600 }), {
     // The listing waits while a backlog is queued: memory stays flat whatever the library's size.
     beforeSend: async () => {
-      while (sent - settled >= MAX_BACKLOG) {
+      while (sent - settled >= maxBacklog) {
         if (fatal !== undefined) throw new Error('the backup stopped');
         await new Promise((r) => setTimeout(r, 20));
       }
