@@ -26,7 +26,13 @@ export async function writeVerifiedFile(
   }
 }
 
-/** Resolves once every chunk of `body` is verified and written; a write waits for the one before. */
+/** Bytes received while a write is going past which the body is paused. */
+const MAX_QUEUED_BYTES = 1024 * 1024;
+
+/**
+ * Resolves once every chunk of `body` is verified and written. Chunks that arrive while a write is
+ * going are queued and written together (one writev), so the body keeps flowing.
+ */
 function drainInto(
   body: Readable,
   handle: FileHandle,
@@ -34,7 +40,11 @@ function drainInto(
   signal?: AbortSignal,
 ): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    let writing: Promise<void> = Promise.resolve();
+    let queued: Buffer[] = [];
+    let queuedBytes = 0;
+    let writing = false;
+    let paused = false;
+    let ended = false;
     let done = false;
     const finish = (error?: unknown): void => {
       if (done) return;
@@ -47,6 +57,26 @@ function drainInto(
       if (error === undefined) resolve();
       else reject(error instanceof Error ? error : new Error(String(error)));
     };
+    const pump = (): void => {
+      if (writing || done) return;
+      if (queued.length === 0) {
+        if (ended) finish();
+        return;
+      }
+      const batch = queued;
+      queued = [];
+      queuedBytes = 0;
+      writing = true;
+      writeAll(handle, batch).then(() => {
+        writing = false;
+        if (done) return;
+        if (paused) {
+          paused = false;
+          body.resume();
+        }
+        pump();
+      }, finish);
+    };
     const onData = (chunk: Buffer): void => {
       try {
         verifier.update(chunk);
@@ -54,13 +84,19 @@ function drainInto(
         finish(error);
         return;
       }
-      body.pause();
-      writing = writeAll(handle, chunk).then(() => {
-        if (!done) body.resume();
-      }, finish);
+      queued.push(chunk);
+      queuedBytes += chunk.length;
+      if (queuedBytes >= MAX_QUEUED_BYTES && !paused) {
+        paused = true;
+        body.pause();
+      }
+      pump();
     };
-    // Resolved only after the last write: 'end' may come while it is still going.
-    const onEnd = (): void => void writing.then(() => finish());
+    // Resolved only after the last write: 'end' may come while one is still going.
+    const onEnd = (): void => {
+      ended = true;
+      pump();
+    };
     const onClose = (): void => {
       if (!body.readableEnded) finish(body.errored ?? new Error('the body closed before its end'));
     };
@@ -75,10 +111,23 @@ function drainInto(
   });
 }
 
-async function writeAll(handle: FileHandle, chunk: Buffer): Promise<void> {
-  let offset = 0;
-  while (offset < chunk.length) {
-    const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
-    offset += bytesWritten;
+async function writeAll(handle: FileHandle, chunks: Buffer[]): Promise<void> {
+  let rest = chunks;
+  while (rest.length > 0) {
+    const { bytesWritten } = await handle.writev(rest);
+    rest = after(rest, bytesWritten);
   }
+}
+
+/** What is left of `chunks` once their first `count` bytes are written. */
+function after(chunks: Buffer[], count: number): Buffer[] {
+  let skip = count;
+  let index = 0;
+  while (index < chunks.length && skip >= (chunks[index] as Buffer).length) {
+    skip -= (chunks[index] as Buffer).length;
+    index += 1;
+  }
+  const rest = chunks.slice(index);
+  if (skip > 0 && rest.length > 0) rest[0] = (rest[0] as Buffer).subarray(skip);
+  return rest;
 }
