@@ -47,7 +47,8 @@ interface PendingPlacement {
   tempPath: string;
   verifier: Verifier;
   options: PutOptions;
-  createdAt: Date | undefined;
+  /** The file's size, time and inode once written (a rename keeps them): its change token. */
+  written: BigIntStats;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -221,9 +222,12 @@ export class LocalObjectStore implements ObjectStore {
       // bytes still in the page cache.
       const flags = from > 0 ? 'a' : resumable ? 'w' : 'wx';
       if (resumable) this.partials.note(basename(tempPath));
-      await writeVerifiedFile(body, tempPath, flags, verifier, options.signal);
       const createdAt = options.createdAt ? new Date(options.createdAt) : undefined;
-      await this.placeWithGroup({ key, tempPath, verifier, options, createdAt });
+      const written = await writeVerifiedFile(body, tempPath, flags, verifier, {
+        signal: options.signal,
+        mtime: createdAt,
+      });
+      await this.placeWithGroup({ key, tempPath, verifier, options, written });
       this.partials.forget(basename(tempPath));
       return { key, bytes: verifier.bytes, md5: verifier.md5 };
     } catch (error) {
@@ -297,14 +301,8 @@ export class LocalObjectStore implements ObjectStore {
     const { key, verifier, options } = file;
     this.movedAside = false;
     const relativePath = await this.placementFor(key);
-    const finalPath = await moveIntoPlace(
-      file.tempPath,
-      this.root,
-      relativePath,
-      file.createdAt,
-      checkedDirs,
-    );
-    const info = await lstat(finalPath, { bigint: true });
+    // The time was set on the open file: nothing is looked up by path again.
+    const finalPath = await moveIntoPlace(file.tempPath, this.root, relativePath, undefined, checkedDirs);
     this.statements.upsert.run({
       key,
       local_path: relativePath,
@@ -313,7 +311,7 @@ export class LocalObjectStore implements ObjectStore {
       md5: verifier.md5,
       metadata: JSON.stringify(options.metadata),
       content_type: options.contentType ?? null,
-      file_token: fileToken(info),
+      file_token: fileToken(file.written),
       stored_at: new Date().toISOString(),
     });
     // The row holds the name now: a promise kept per file would grow with the library.

@@ -1,26 +1,31 @@
+import type { BigIntStats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Verifier } from '../hashing.js';
 
 /**
  * Writes `body` into the file at `path` (opened with `flags`) while `verifier` counts and hashes
- * it, then checks it and fsyncs the file: once this resolves the bytes are whole, verified and on
- * disk, so a rename may publish them. The chunks go straight from the body to the file (no stream
- * in between: on many small files the layers cost more than the bytes).
+ * it, then checks it, sets its time to `mtime` and fsyncs it: once this resolves the bytes are
+ * whole, verified and on disk, so a rename may publish them. The chunks go straight from the body
+ * to the file (no stream in between: on many small files the layers cost more than the bytes).
+ * Returns the file's stat, taken on the open file.
  */
 export async function writeVerifiedFile(
   body: Readable,
   path: string,
   flags: string,
   verifier: Verifier,
-  signal?: AbortSignal,
-): Promise<void> {
+  options: { signal?: AbortSignal; mtime?: Date } = {},
+): Promise<BigIntStats> {
+  const { signal, mtime } = options;
   signal?.throwIfAborted();
   const handle = await open(path, flags);
   try {
     await drainInto(body, handle, verifier, signal);
     verifier.finish();
+    if (mtime && !Number.isNaN(mtime.getTime())) await handle.utimes(mtime, mtime);
     await handle.sync();
+    return await handle.stat({ bigint: true });
   } finally {
     await handle.close();
   }
