@@ -59,6 +59,8 @@ export interface BackupOptions {
 const LEASE_MS = 0;
 /** Downloads at once unless told otherwise (`--concurrency`): measured best by `npm run bench`. */
 export const DEFAULT_BACKUP_CONCURRENCY = 16;
+/** Pages of assets queued and not yet settled past which the listing waits (workers never starve). */
+const BACKLOG_PAGES = 2;
 /** Says which paused checkpoint left nothing behind in the in-memory queue (see recoverInterruptedRun). */
 const CHECKPOINT_FILE = 'backup-checkpoint.json';
 
@@ -183,15 +185,27 @@ async function backup(
   log: Log,
 ): Promise<BackupSummary> {
   const summary = emptySummary(dest, 'completed');
-  const queue = countingQueue(new MemoryWorkQueue({ visibilityTimeoutSeconds: 3600 }), (items) => {
-    summary.toTransferBytes += items.reduce((sum, item) => sum + item.asset.bytes, 0);
+  let enqueued = 0;
+  let settled = 0;
+  let sent = 0;
+  let listingDone = false;
+  let fatal: unknown;
+  const maxBacklog = BACKLOG_PAGES * Math.max(1, options.settings.pageSize);
+  const queue = countingQueue(new MemoryWorkQueue({ visibilityTimeoutSeconds: 3600 }), {
+    // The listing waits while a backlog is queued: memory stays flat whatever the library's size.
+    beforeSend: async () => {
+      while (sent - settled >= maxBacklog) {
+        if (fatal !== undefined) throw new Error('the backup stopped');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    onSend: (items) => {
+      sent += items.length;
+      summary.toTransferBytes += items.reduce((sum, item) => sum + item.asset.bytes, 0);
+    },
   });
   await recoverInterruptedRun(dest, state, now);
 
-  let enqueued = 0;
-  let settled = 0;
-  let listingDone = false;
-  let fatal: unknown;
   const deps = {
     source,
     store,
@@ -361,12 +375,19 @@ async function backup(
   return summary;
 }
 
-/** The queue, telling `onSend` what is enqueued (the bytes to copy, for progress and ETA). */
-function countingQueue(queue: WorkQueue, onSend: (items: WorkItem[]) => void): WorkQueue {
+/**
+ * The queue, telling `onSend` what is enqueued (the bytes to copy, for progress and ETA) once
+ * `beforeSend` lets it through.
+ */
+function countingQueue(
+  queue: WorkQueue,
+  hooks: { beforeSend: () => Promise<void>; onSend: (items: WorkItem[]) => void },
+): WorkQueue {
   return {
     sendBatch: async (items) => {
+      await hooks.beforeSend();
       await queue.sendBatch(items);
-      onSend(items);
+      hooks.onSend(items);
     },
     receive: (max, waitSeconds) => queue.receive(max, waitSeconds),
     ack: (work) => queue.ack(work),

@@ -1,5 +1,4 @@
-import { pipeline } from 'node:stream/promises';
-import { PassThrough, Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { createHash, randomUUID } from 'node:crypto';
 import { META } from '../constants.js';
 import { dispositionOf, describeError, FatalError, RetryableError, type Disposition } from '../errors.js';
@@ -202,20 +201,10 @@ export async function replicateWork(
     // The source continues after the bytes the store holds (recorded parts, and parts kept locally).
     const held = (from?.bytes ?? 0) + (from?.spilled ?? 0);
     const whole = from !== undefined && held >= asset.bytes && asset.bytes > 0;
-    const opened = {
-      stream: whole ? Readable.from([]) : resumingBody(deps.source, asset, held, signal, log),
-    };
-    const counting = deps.onBytes;
-    // Counted on the way through: a 'data' listener would let bytes flow before the store reads them.
-    const body = counting
-      ? new Transform({
-          transform(chunk: Buffer, _encoding, callback) {
-            counting(chunk.length);
-            callback(null, chunk);
-          },
-        })
-      : new PassThrough();
-    const transfer = pipeline(opened.stream, body, { signal });
+    // Bytes are counted as the source hands them on, with no stream of its own in between.
+    const body = whole
+      ? Readable.from([])
+      : resumingBody(deps.source, asset, held, signal, log, deps.onBytes);
     const saveCheckpoint = deps.state.saveCheckpoint?.bind(deps.state);
     // A copy that found no checkpoint and made none has none to drop (one request fewer per asset).
     let checkpointed = saved !== undefined;
@@ -241,9 +230,11 @@ export async function replicateWork(
           }
         : {}),
     });
-    const [put] = await Promise.all([upload, transfer]).catch((error: unknown) => {
-      abort.abort(error);
-      throw error;
+    const put = await upload.catch((error: unknown) => {
+      // The download's own failure (a 404, a cut-off body) says what to do, not the store's view of it.
+      const cause: unknown = body.errored ?? error;
+      abort.abort(cause);
+      throw cause;
     });
     // Without an etag (the resources listing) only the byte count could be checked.
     const verifiedBy: Verification = asset.etag ? 'md5' : 'size';

@@ -1,13 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync, type BigIntStats } from 'node:fs';
-import { lstat, readdir, rename, truncate } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { createReadStream, mkdirSync, type BigIntStats } from 'node:fs';
+import { lstat, rename, truncate } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { LOCAL_CONTROL_DIR } from '../constants.js';
 import { AssetGoneError, IntegrityError } from '../errors.js';
-import { VerifyingStream } from '../hashing.js';
+import { Verifier } from '../hashing.js';
 import type {
   CopyCheckpoint,
   CopyOptions,
@@ -29,6 +28,8 @@ import {
   UnsafePathError,
 } from './safePath.js';
 import { syncWriteAheadLog } from './groupCommit.js';
+import { PartialFiles } from './PartialFiles.js';
+import { writeVerifiedFile } from './writeVerifiedFile.js';
 import { writeUnsafeIndex } from './unsafeIndex.js';
 import { openDatabase } from './sqlite.js';
 
@@ -44,9 +45,10 @@ const MAX_PLACEMENTS_PER_GROUP = 256;
 interface PendingPlacement {
   key: string;
   tempPath: string;
-  verifier: VerifyingStream;
+  verifier: Verifier;
   options: PutOptions;
-  createdAt: Date | undefined;
+  /** The file's size, time and inode once written (a rename keeps them): its change token. */
+  written: BigIntStats;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -96,6 +98,8 @@ export class LocalObjectStore implements ObjectStore {
   /** Finished files waiting for their group, and the group being placed (one at a time). */
   private readonly pendingPlacements: PendingPlacement[] = [];
   private placing: Promise<void> | undefined;
+  /** Resumable partial files in the temp folder, so no copy lists the folder again. */
+  private readonly partials: PartialFiles;
   /** Index commits made since this store opened (one per group), for measurements. */
   commits = 0;
 
@@ -104,6 +108,7 @@ export class LocalObjectStore implements ObjectStore {
     this.controlDir = join(root, LOCAL_CONTROL_DIR);
     this.tmpDir = join(this.controlDir, 'tmp');
     mkdirSync(this.tmpDir, { recursive: true });
+    this.partials = new PartialFiles(this.tmpDir);
     this.indexFile = join(this.controlDir, OBJECT_INDEX_FILE);
     // NORMAL: each group fsyncs the log itself, off the event loop.
     this.db = openDatabase(this.indexFile, { synchronous: 'NORMAL' });
@@ -161,14 +166,12 @@ export class LocalObjectStore implements ObjectStore {
   async resume(key: string, version: number): Promise<CopyCheckpoint | undefined> {
     return this.withKeyLock(key, async () => {
       const own = resumableName(key, version);
-      const prefix = `${own.slice(0, own.indexOf('.'))}.v`;
       let kept: CopyCheckpoint | undefined;
-      for (const name of await readdir(this.tmpDir)) {
-        if (!name.startsWith(prefix)) continue;
+      for (const name of this.partials.of(own)) {
         const info = name === own ? await lstat(join(this.tmpDir, name)).catch(() => undefined) : undefined;
         if (info?.isFile() && info.size > 0) kept = { key, version, bytes: info.size };
         // Another version's bytes are not this version's prefix.
-        else await removeFile(join(this.tmpDir, name));
+        else await this.partials.remove(name);
       }
       return kept;
     });
@@ -177,12 +180,9 @@ export class LocalObjectStore implements ObjectStore {
   /** Removes the partial files of every version of `key` (a copy given up); returns how many. */
   async discardIncomplete(key: string): Promise<number> {
     return this.withKeyLock(key, async () => {
-      const own = resumableName(key, 0);
-      const prefix = `${own.slice(0, own.indexOf('.'))}.v`;
       let discarded = 0;
-      for (const name of await readdir(this.tmpDir)) {
-        if (!name.startsWith(prefix)) continue;
-        await removeFile(join(this.tmpDir, name));
+      for (const name of this.partials.of(resumableName(key, 0))) {
+        await this.partials.remove(name);
         discarded += 1;
       }
       return discarded;
@@ -207,7 +207,7 @@ export class LocalObjectStore implements ObjectStore {
       resumable ? resumableName(key, resumable.version) : `${randomUUID()}.part`,
     );
     const from = resumable?.from?.version === resumable?.version ? (resumable?.from?.bytes ?? 0) : 0;
-    let verifier: VerifyingStream | undefined;
+    let verifier: Verifier | undefined;
     try {
       let start: { hash: ReturnType<typeof createHash>; bytes: number } | undefined;
       if (from > 0) {
@@ -217,20 +217,26 @@ export class LocalObjectStore implements ObjectStore {
         if (start.bytes !== from)
           throw new IntegrityError(`${key}: the partial file is shorter than its checkpoint`);
       }
-      verifier = new VerifyingStream(options.expected ?? {}, key, start);
-      // `flush` fsyncs before close (in libuv's pool, many files at once): the rename never publishes
+      verifier = new Verifier(options.expected ?? {}, key, start);
+      // Fsynced before it is placed (in libuv's pool, many files at once): the rename never publishes
       // bytes still in the page cache.
       const flags = from > 0 ? 'a' : resumable ? 'w' : 'wx';
-      await pipeline(body, verifier, createWriteStream(tempPath, { flags, flush: true }), {
-        signal: options.signal,
-      });
+      if (resumable) this.partials.note(basename(tempPath));
       const createdAt = options.createdAt ? new Date(options.createdAt) : undefined;
-      await this.placeWithGroup({ key, tempPath, verifier, options, createdAt });
+      const written = await writeVerifiedFile(body, tempPath, flags, verifier, {
+        signal: options.signal,
+        mtime: createdAt,
+      });
+      await this.placeWithGroup({ key, tempPath, verifier, options, written });
+      this.partials.forget(basename(tempPath));
       return { key, bytes: verifier.bytes, md5: verifier.md5 };
     } catch (error) {
       body.destroy();
       // An interrupted resumable copy keeps its bytes for the next attempt; bytes that did not verify go.
-      if (!resumable || error instanceof IntegrityError) await removeFile(tempPath);
+      if (!resumable || error instanceof IntegrityError) {
+        await removeFile(tempPath);
+        this.partials.forget(basename(tempPath));
+      }
       throw error;
     }
   }
@@ -295,14 +301,8 @@ export class LocalObjectStore implements ObjectStore {
     const { key, verifier, options } = file;
     this.movedAside = false;
     const relativePath = await this.placementFor(key);
-    const finalPath = await moveIntoPlace(
-      file.tempPath,
-      this.root,
-      relativePath,
-      file.createdAt,
-      checkedDirs,
-    );
-    const info = await lstat(finalPath, { bigint: true });
+    // The time was set on the open file: nothing is looked up by path again.
+    const finalPath = await moveIntoPlace(file.tempPath, this.root, relativePath, undefined, checkedDirs);
     this.statements.upsert.run({
       key,
       local_path: relativePath,
@@ -311,9 +311,12 @@ export class LocalObjectStore implements ObjectStore {
       md5: verifier.md5,
       metadata: JSON.stringify(options.metadata),
       content_type: options.contentType ?? null,
-      file_token: fileToken(info),
+      file_token: fileToken(file.written),
       stored_at: new Date().toISOString(),
     });
+    // The row holds the name now: a promise kept per file would grow with the library.
+    const promised = foldPath(placeKey(key).relative);
+    if (this.reserved.get(promised) === key) this.reserved.delete(promised);
     // The first put of a run rewrites it too: a killed run may have left files it does not name yet.
     if (!this.putSeen || relativePath.startsWith(`${UNSAFE_DIR}/`) || this.movedAside) this.indexDirty = true;
     this.putSeen = true;

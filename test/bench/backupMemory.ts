@@ -1,3 +1,4 @@
+import { BACKUP_NODE_FLAGS } from '../../shared/backup/nodeFlags.js';
 import { generateLibrary, startCloudinaryDouble } from '../double/index.js';
 import type { TransferDone } from './children/protocol.js';
 import { runChild } from './backupRuns.js';
@@ -34,6 +35,7 @@ export async function measureBackupMemory(context: BenchContext, mode: Mode): Pr
       'backupRun.ts',
       { cloudinaryUrl: double.cloudinaryUrl, dest: scratch },
       `backup-memory-${files}`,
+      BACKUP_NODE_FLAGS,
     );
     return { files, transfer };
   } finally {
@@ -61,7 +63,10 @@ export function backupMemoryReport(run: BackupMemoryRun): {
           mib(transfer.peakRss),
         ],
       ],
-      notes: ['VmHWM covers the whole child, module loading (tsx) included.'],
+      notes: [
+        'VmHWM covers the whole child, module loading (tsx) included.',
+        `The child runs with the Node settings of \`npm run backup\`: ${BACKUP_NODE_FLAGS.join(' ')}.`,
+      ],
     },
     metric: {
       key: 'memory.backup-files.peak',

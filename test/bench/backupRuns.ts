@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { BACKUP_NODE_FLAGS } from '../../shared/backup/nodeFlags.js';
 import { generateLibrary, startCloudinaryDouble } from '../double/index.js';
 import type {
   BackupJob,
@@ -39,8 +40,12 @@ export async function runChild(
   module: string,
   job: BackupJob | BaselineJob | BaselineS3Job,
   label: string,
+  nodeFlags: readonly string[] = [],
 ): Promise<TransferDone> {
-  const child = startChild<ChildMessage>(childModule(module), process.env, profileFlags(context, label));
+  const child = startChild<ChildMessage>(childModule(module), process.env, [
+    ...nodeFlags,
+    ...profileFlags(context, label),
+  ]);
   child.send(job);
   const done = await child.next('done');
   await child.exited;
@@ -76,12 +81,18 @@ async function measureWorkload(context: BenchContext, workload: Workload): Promi
     // The tool runs with its own default concurrency, as `npm run backup` does.
     const job: BackupJob = { cloudinaryUrl: double.cloudinaryUrl, dest };
     double.counters.reset();
-    const full = await runChild(context, 'backupRun.ts', job, `backup-${workload.name}`);
+    const full = await runChild(context, 'backupRun.ts', job, `backup-${workload.name}`, BACKUP_NODE_FLAGS);
     const fullCounters = { ...double.counters };
     context.log(`  backup ${full.seconds.toFixed(1)} s`);
 
     double.counters.reset();
-    const noChange = await runChild(context, 'backupRun.ts', job, `rerun-${workload.name}`);
+    const noChange = await runChild(
+      context,
+      'backupRun.ts',
+      job,
+      `rerun-${workload.name}`,
+      BACKUP_NODE_FLAGS,
+    );
     const noChangeCounters = { ...double.counters };
     context.log(`  no-change run ${noChange.seconds.toFixed(1)} s`);
     await removeScratch(dest);

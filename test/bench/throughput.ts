@@ -1,3 +1,4 @@
+import { BACKUP_NODE_FLAGS } from '../../shared/backup/nodeFlags.js';
 import { DEFAULT_BACKUP_CONCURRENCY } from '../../shared/backup/runBackup.js';
 import { BASELINE_CONCURRENCY, backupRuns, type BackupRun } from './backupRuns.js';
 import type { BenchContext } from './context.js';
@@ -183,6 +184,7 @@ export async function throughputSection(context: BenchContext): Promise<SectionR
       notes: [
         'Ratio = baseline time / tool time (the same bytes from the same double). Tool time includes listing; the baseline is given the URLs.',
         `Baseline: the faster of a run before and one after the tool (${runs.map((r) => `${r.workload} ${r.baselineRuns.map((t) => seconds(t)).join(' / ')}`).join(', ')}).`,
+        `The tool's child runs with the Node settings of \`npm run backup\` (${BACKUP_NODE_FLAGS.join(' ')}).`,
         'Both make their files durable: the tool fsyncs files, folders and SQLite commits per batch; the baseline runs one `sync -f` at its end (timed).',
         'CPU s: user + system seconds of the tool process and of the baseline process (each its own child; the double serves from the bench process).',
         ...failures.map(
