@@ -16,12 +16,12 @@ export const RECORDED_COST_INPUTS: CostInputs = {
       daily: {
         adminCalls: 2.85714,
         dynamoReadUnits: 353.019,
-        dynamoWriteUnits: 67.681,
+        dynamoWriteUnits: 47.8337,
         sqsRequests: 13.0763,
         s3PutClass: 31.0142,
         s3GetClass: 8.15703,
         lambdaInvocations: 5.59542,
-        lambdaGbSeconds: 5.41814,
+        lambdaGbSeconds: 4.88167,
         logBytes: 15250.3,
         metricHours: {
           enumerate: 1,
@@ -41,12 +41,12 @@ export const RECORDED_COST_INPUTS: CostInputs = {
       daily: {
         adminCalls: 76,
         dynamoReadUnits: 29337.1,
-        dynamoWriteUnits: 5641.19,
+        dynamoWriteUnits: 3986.91,
         sqsRequests: 842.863,
         s3PutClass: 2098.6,
         s3GetClass: 355.603,
         lambdaInvocations: 219.328,
-        lambdaGbSeconds: 509.337,
+        lambdaGbSeconds: 455.583,
         logBytes: 851892.0,
         metricHours: {
           enumerate: 1,
