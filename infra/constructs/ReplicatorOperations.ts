@@ -125,40 +125,37 @@ export class ReplicatorOperations extends Construct {
 
     // A worker-wide failure (an IAM or KMS denial, a broken bundle) fails whole invocations: minutes,
     // not the hours it takes every message to exhaust its retries into the dead-letter queue.
-    this.workerErrorsAlarm = new Alarm(this, 'WorkerErrorsAlarm', {
-      alarmDescription:
-        'Replicate invocations failed: the worker cannot copy anything (permissions, a key, a deploy). Check its log group.',
-      metric: props.replicateFunction.metricErrors({ statistic: Stats.SUM, period: Duration.minutes(5) }),
-      threshold: 0,
-      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: TreatMissingData.NOT_BREACHING,
-    });
+    // Any failed or throttled invocation within 5 minutes.
+    const anyInFiveMinutes = (id: string, alarmDescription: string, metric: Metric): Alarm =>
+      new Alarm(this, id, {
+        alarmDescription,
+        metric,
+        threshold: 0,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      });
+    const fiveMinuteSum = { statistic: Stats.SUM, period: Duration.minutes(5) };
+
+    this.workerErrorsAlarm = anyInFiveMinutes(
+      'WorkerErrorsAlarm',
+      'Replicate invocations failed: the worker cannot copy anything (permissions, a key, a deploy). Check its log group.',
+      props.replicateFunction.metricErrors(fiveMinuteSum),
+    );
 
     if (props.extraAlarms) {
-      this.enumeratorErrorsAlarm = new Alarm(this, 'EnumeratorErrorsAlarm', {
-        alarmDescription:
-          'The enumerate function failed (bad Cloudinary credentials, a missing bucket or table, a bug): the run stopped. Check its log group.',
-        metric: props.enumerateFunction.metricErrors({ statistic: Stats.SUM, period: Duration.minutes(5) }),
-        threshold: 0,
-        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: TreatMissingData.NOT_BREACHING,
-      });
+      this.enumeratorErrorsAlarm = anyInFiveMinutes(
+        'EnumeratorErrorsAlarm',
+        'The enumerate function failed (bad Cloudinary credentials, a missing bucket or table, a bug): the run stopped. Check its log group.',
+        props.enumerateFunction.metricErrors(fiveMinuteSum),
+      );
 
       // SQS hands a throttled batch back: throttling that lasts ends as a run that does not finish.
-      this.workerThrottlesAlarm = new Alarm(this, 'WorkerThrottlesAlarm', {
-        alarmDescription:
-          'Replicate invocations were throttled: the account concurrency or the reserved concurrency is exhausted. Copies wait in the queue.',
-        metric: props.replicateFunction.metricThrottles({
-          statistic: Stats.SUM,
-          period: Duration.minutes(5),
-        }),
-        threshold: 0,
-        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: TreatMissingData.NOT_BREACHING,
-      });
+      this.workerThrottlesAlarm = anyInFiveMinutes(
+        'WorkerThrottlesAlarm',
+        'Replicate invocations were throttled: the account concurrency or the reserved concurrency is exhausted. Copies wait in the queue.',
+        props.replicateFunction.metricThrottles(fiveMinuteSum),
+      );
 
       this.queueAgeAlarm = new Alarm(this, 'QueueAgeAlarm', {
         alarmDescription: `An asset has waited ${props.queueAgeAlarmHours} hours in the work queue: the workers are not copying. Check the replicate log group and the dead-letter queue.`,
