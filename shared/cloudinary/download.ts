@@ -1,6 +1,6 @@
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { AssetGoneError, PermanentAssetError, ReplicatorError, RetryableError } from '../errors.js';
 import type { OpenedAsset, SourceAsset } from '../types.js';
 
@@ -66,46 +66,42 @@ export function fetchOriginal(
 }
 
 /**
- * Passes the body through, failing it when the server sends nothing for `idleMs`. Time spent
- * waiting on a slow consumer (bytes sitting in the buffers) does not count as server silence.
+ * The response itself, failed when the server sends nothing for `idleMs`. Time spent waiting on a
+ * slow consumer (the response paused, or bytes sitting in its buffer) does not count as server
+ * silence. No stream in between and nothing per chunk: a timer looks at the socket's byte count a
+ * few times per `idleMs` (so silence is noticed between `idleMs` and 1.25 × `idleMs`).
  */
 function watchIdle(response: IncomingMessage, idleMs: number, what: string): Readable {
-  // One timer, restarted per chunk (refresh allocates nothing; a new timer per chunk was garbage).
-  const timer: NodeJS.Timeout = setTimeout(() => {
-    if (watchdog.readableLength > 0 || watchdog.writableLength > 0 || response.isPaused()) arm();
-    else response.destroy(new RetryableError(`${what}: no data for ${idleMs} ms`));
-  }, idleMs);
-  const arm = () => {
-    timer.refresh();
-  };
-  const watchdog = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      arm();
-      callback(null, chunk);
+  const socket = response.socket;
+  let seenBytes = socket?.bytesRead ?? 0;
+  let lastProgress = performance.now();
+  const timer = setInterval(
+    () => {
+      const bytes = socket?.bytesRead ?? 0;
+      const now = performance.now();
+      if (bytes !== seenBytes || response.isPaused() || response.readableLength > 0) {
+        seenBytes = bytes;
+        lastProgress = now;
+      } else if (now - lastProgress >= idleMs) {
+        response.destroy(new RetryableError(`${what}: no data for ${idleMs} ms`));
+      }
     },
-    flush(callback) {
-      clearTimeout(timer);
-      callback();
-    },
-    destroy(error, callback) {
-      clearTimeout(timer);
-      response.destroy();
-      callback(error);
-    },
-  });
-  response.once('aborted', () =>
-    response.destroy(new RetryableError(`${what}: the connection closed before the body was complete`)),
+    Math.max(1, Math.floor(idleMs / 4)),
   );
-  response.once('error', (error: NodeJS.ErrnoException) =>
-    watchdog.destroy(
-      error instanceof ReplicatorError
+  // The socket outlives the response (keep-alive); the timer does not.
+  response.once('close', () => clearInterval(timer));
+  // Node fails a cut-off body through destroy() with a bare error: it is said what it means here.
+  const destroy = response.destroy.bind(response);
+  response.destroy = (error?: Error) =>
+    destroy(
+      error === undefined || error instanceof ReplicatorError
         ? error
-        : new RetryableError(`${what}: the body was cut off [${error.code ?? error.message}]`),
-    ),
-  );
-  arm();
-  response.pipe(watchdog);
-  return watchdog;
+        : new RetryableError(
+            `${what}: the body was cut off [${(error as NodeJS.ErrnoException).code ?? error.message}]`,
+            { cause: error },
+          ),
+    );
+  return response;
 }
 
 /** The CDN refused a restricted media type: the download API serves it. */

@@ -49,6 +49,8 @@ export class SqliteStateStore implements StateStore {
   private readonly db: DatabaseSync;
   private readonly now: () => Date;
   private readonly group: GroupCommit;
+  /** Counter bumps waiting for the next group commit, added up per run. */
+  private readonly pendingCounters = new Map<string, { sum: Partial<RunCounters>; written: Promise<void> }>();
   private readonly sql: Record<
     | 'asset'
     | 'putAsset'
@@ -170,6 +172,12 @@ export class SqliteStateStore implements StateStore {
   ): Promise<'acquired' | 'done' | 'busy'> {
     const id = assetIdOf(ref);
     const now = this.now().getTime();
+    if (ttlMs <= 0) {
+      // A lease that lasts no time keeps nobody out (a backup, whose folder lock already does):
+      // none is written, and the answer needs no commit.
+      const existing = this.readAsset(id);
+      return existing?.status === 'replicated' && existing.version >= version ? 'done' : 'acquired';
+    }
     return this.group.run(
       () => {
         const existing = this.readAsset(id);
@@ -309,21 +317,41 @@ export class SqliteStateStore implements StateStore {
     return row ? (JSON.parse(row.record) as RunRecord) : undefined;
   }
 
+  /**
+   * Counter bumps asked for before the next group commit are added up and written once: every
+   * copied asset bumps its run's counters, and each write re-reads and re-writes the run record.
+   */
   async addToRunCounters(runId: string, delta: Partial<RunCounters>): Promise<void> {
-    await this.group.run(
-      () => {
-        const row = this.sql.run.get(runId) as RunRow | undefined;
-        if (!row) throw new Error(`run ${runId} does not exist`);
-        const record = JSON.parse(row.record) as RunRecord;
-        for (const [name, value] of Object.entries(delta) as [keyof RunCounters, number | undefined][]) {
-          if (value) record.counters[name] = (record.counters[name] ?? 0) + value;
-        }
-        // updatedAt is the optimistic lock of checkpoints; counter bumps must not break it.
-        this.sql.putRun.run(runId, record.startedAt, row.updated_at, JSON.stringify(record));
+    let pending = this.pendingCounters.get(runId);
+    if (!pending) {
+      const sum: Partial<RunCounters> = {};
+      const written = this.group.run(
+        () => {
+          // Bumps asked for from here on go into the next commit.
+          this.pendingCounters.delete(runId);
+          this.writeRunCounters(runId, sum);
+        },
         // Counters report progress; the state of each asset is what must reach the disk first.
-      },
-      { durable: false },
-    );
+        { durable: false },
+      );
+      pending = { sum, written };
+      this.pendingCounters.set(runId, pending);
+    }
+    for (const [name, value] of Object.entries(delta) as [keyof RunCounters, number | undefined][]) {
+      if (value) pending.sum[name] = (pending.sum[name] ?? 0) + value;
+    }
+    await pending.written;
+  }
+
+  private writeRunCounters(runId: string, delta: Partial<RunCounters>): void {
+    const row = this.sql.run.get(runId) as RunRow | undefined;
+    if (!row) throw new Error(`run ${runId} does not exist`);
+    const record = JSON.parse(row.record) as RunRecord;
+    for (const [name, value] of Object.entries(delta) as [keyof RunCounters, number | undefined][]) {
+      if (value) record.counters[name] = (record.counters[name] ?? 0) + value;
+    }
+    // updatedAt is the optimistic lock of checkpoints; counter bumps must not break it.
+    this.sql.putRun.run(runId, record.startedAt, row.updated_at, JSON.stringify(record));
   }
 
   private readAsset(id: string): AssetState | undefined {

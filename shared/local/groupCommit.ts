@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises';
-import type { DatabaseSync } from 'node:sqlite';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
 
 interface PendingWrite {
   work: () => unknown;
@@ -42,12 +42,20 @@ export class GroupCommit {
   private scheduled = false;
   /** Commits made, writes they carried and log fsyncs, for measurements. */
   readonly stats = { commits: 0, writes: 0, syncs: 0 };
+  /** Prepared once: each write runs inside a savepoint, and `exec` would parse these every time. */
+  private readonly savepoint: { open: StatementSync; release: StatementSync; undo: StatementSync };
 
   /** `databaseFile`: the WAL database opened with synchronous=NORMAL whose log this syncs after each commit. */
   constructor(
     private readonly db: DatabaseSync,
     private readonly databaseFile: string,
-  ) {}
+  ) {
+    this.savepoint = {
+      open: db.prepare('SAVEPOINT write'),
+      release: db.prepare('RELEASE write'),
+      undo: db.prepare('ROLLBACK TO write'),
+    };
+  }
 
   /**
    * Runs `work` (synchronous SQLite calls) in the next group commit; resolves with its result once
@@ -79,13 +87,13 @@ export class GroupCommit {
     try {
       this.db.exec('BEGIN IMMEDIATE');
       for (const write of batch) {
-        this.db.exec('SAVEPOINT write');
+        this.savepoint.open.run();
         try {
           outcomes.push({ ok: true, value: write.work() });
-          this.db.exec('RELEASE write');
+          this.savepoint.release.run();
         } catch (error) {
-          this.db.exec('ROLLBACK TO write');
-          this.db.exec('RELEASE write');
+          this.savepoint.undo.run();
+          this.savepoint.release.run();
           outcomes.push({ ok: false, error });
         }
       }
