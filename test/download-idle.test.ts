@@ -48,3 +48,55 @@ describe('a download whose server goes silent', () => {
     expect(String(failure)).toMatch(/no data for 300 ms/u);
   });
 });
+
+describe('a download cut off or read slowly', () => {
+  let server: Server;
+  let base: string;
+
+  beforeAll(async () => {
+    server = createServer((request, response) => {
+      response.writeHead(200, { 'content-length': String(asset.bytes) });
+      if (request.url === '/cut.jpg') {
+        // Part of the body, then the connection is dropped.
+        response.write(Buffer.alloc(64 * 1024, 2), () => response.socket?.destroy());
+      } else {
+        response.end(Buffer.alloc(asset.bytes, 3));
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it('fails a body the server cut off as retryable, saying so', async () => {
+    const opened = await fetchOriginal(asset, `${base}/cut.jpg`, {}, 10_000);
+    const failure = await new Promise<unknown>((resolve) => {
+      opened.stream.resume();
+      opened.stream.once('error', resolve);
+      opened.stream.once('end', () => resolve(undefined));
+    });
+
+    expect(failure).toBeInstanceOf(RetryableError);
+    expect(String(failure)).toMatch(/download of image\/upload\/stalled v1: the body was cut off/u);
+  });
+
+  it('does not count a consumer that stops reading as server silence', async () => {
+    const opened = await fetchOriginal(asset, `${base}/whole.jpg`, {}, 100);
+    opened.stream.pause();
+    // Eight idle times with nobody reading: the server sent its bytes, they wait in the buffers.
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    let received = 0;
+    const failure = await new Promise<unknown>((resolve) => {
+      opened.stream.on('data', (chunk: Buffer) => (received += chunk.length));
+      opened.stream.once('error', resolve);
+      opened.stream.once('end', () => resolve(undefined));
+      opened.stream.resume();
+    });
+
+    expect(failure).toBeUndefined();
+    expect(received).toBe(asset.bytes);
+  });
+});

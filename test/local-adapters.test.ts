@@ -403,4 +403,102 @@ describe('SqliteStateStore', () => {
     a.close();
     b.close();
   });
+
+  it('adds up the counter bumps of many copies finished together and writes the run once', async () => {
+    const store = new SqliteStateStore(freshFolder('counters'));
+    const at = new Date().toISOString();
+    await store.putRun({
+      runId: 'run-bumps',
+      phase: 'listing',
+      listings: {},
+      startedAt: at,
+      updatedAt: at,
+      counters: {
+        listed: 0,
+        enqueued: 0,
+        skipped: 0,
+        replicated: 0,
+        failed: 0,
+        deleted: 0,
+        bytes: 0,
+        adminCalls: 0,
+      },
+    });
+    const before = store.commitStats.writes;
+
+    await Promise.all(
+      Array.from({ length: 40 }, (_, i) => store.addToRunCounters('run-bumps', { replicated: 1, bytes: i })),
+    );
+    await store.addToRunCounters('run-bumps', { failed: 2 });
+    const run = await store.getRun('run-bumps');
+    store.close();
+
+    expect(run?.counters).toMatchObject({ replicated: 40, bytes: (39 * 40) / 2, failed: 2 });
+    // The optimistic lock of checkpoints is untouched by counter bumps.
+    expect(run?.updatedAt).toBe(at);
+    expect(store.commitStats.writes - before).toBe(2);
+  });
+
+  it('fails every bump of a run that does not exist, and then takes new bumps again', async () => {
+    const store = new SqliteStateStore(freshFolder('counters-missing'));
+    const outcomes = await Promise.allSettled([
+      store.addToRunCounters('no-such-run', { replicated: 1 }),
+      store.addToRunCounters('no-such-run', { replicated: 1 }),
+    ]);
+    const at = new Date().toISOString();
+    await store.putRun({
+      runId: 'no-such-run',
+      phase: 'listing',
+      listings: {},
+      startedAt: at,
+      updatedAt: at,
+      counters: {
+        listed: 0,
+        enqueued: 0,
+        skipped: 0,
+        replicated: 0,
+        failed: 0,
+        deleted: 0,
+        bytes: 0,
+        adminCalls: 0,
+      },
+    });
+    await store.addToRunCounters('no-such-run', { replicated: 3 });
+    const run = await store.getRun('no-such-run');
+    store.close();
+
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected']);
+    expect(run?.counters.replicated).toBe(3);
+  });
+
+  it('writes nothing for a lease of no length (a backup holds its folder lock): a copy is never kept waiting, a copied version is done', async () => {
+    const dir = freshFolder('zero-lease');
+    const store = new SqliteStateStore(dir);
+    const other = new SqliteStateStore(dir);
+    const ref = { resourceType: 'image' as const, deliveryType: 'upload', publicId: 'p' };
+    const before = store.commitStats.writes;
+
+    const first = await store.acquireLease(ref, 1, 'killed-backup', 0);
+    const second = await other.acquireLease(ref, 1, 'this-backup', 0);
+    await store.recordReplicated({
+      id: 'image/upload/p',
+      resourceType: 'image',
+      deliveryType: 'upload',
+      publicId: 'p',
+      version: 1,
+      bytes: 3,
+      md5: 'x'.repeat(32),
+      objectKey: 'assets/image/upload/p',
+      status: 'replicated',
+      attempts: 0,
+    });
+    const again = await other.acquireLease(ref, 1, 'next-run', 0);
+    const writesForLeases = store.commitStats.writes - before - 1;
+    store.close();
+    other.close();
+
+    expect([first, second, again]).toEqual(['acquired', 'acquired', 'done']);
+    expect(writesForLeases).toBe(0);
+    expect(other.commitStats.writes).toBe(0);
+  });
 });
