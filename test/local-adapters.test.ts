@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { LOCAL_CONTROL_DIR } from '../shared/constants.js';
 import { LocalObjectStore } from '../shared/local/LocalObjectStore.js';
 import { openDatabase } from '../shared/local/sqlite.js';
+import { emptyCounters } from '../shared/engine/enumerate.js';
 import { SqliteStateStore } from '../shared/local/SqliteStateStore.js';
 import type { AssetState } from '../shared/types.js';
 
@@ -413,16 +414,7 @@ describe('SqliteStateStore', () => {
       listings: {},
       startedAt: at,
       updatedAt: at,
-      counters: {
-        listed: 0,
-        enqueued: 0,
-        skipped: 0,
-        replicated: 0,
-        failed: 0,
-        deleted: 0,
-        bytes: 0,
-        adminCalls: 0,
-      },
+      counters: emptyCounters(),
     });
     const before = store.commitStats.writes;
 
@@ -452,16 +444,7 @@ describe('SqliteStateStore', () => {
       listings: {},
       startedAt: at,
       updatedAt: at,
-      counters: {
-        listed: 0,
-        enqueued: 0,
-        skipped: 0,
-        replicated: 0,
-        failed: 0,
-        deleted: 0,
-        bytes: 0,
-        adminCalls: 0,
-      },
+      counters: emptyCounters(),
     });
     await store.addToRunCounters('no-such-run', { replicated: 3 });
     const run = await store.getRun('no-such-run');
