@@ -28,7 +28,10 @@ export interface BackupRun {
   baseline: TransferDone;
   /** Seconds of both baseline runs. */
   baselineRuns: number[];
+  /** The faster of two full runs into fresh folders, as the baseline gets the faster of two. */
   full: TransferDone;
+  /** Seconds of both full runs. */
+  fullRuns: number[];
   noChange: TransferDone;
   admin: { floor: number; full: number; noChange: number };
   /** Bytes the double served during each run. */
@@ -54,7 +57,7 @@ export async function runChild(
 }
 
 /**
- * Whether the scratch disk can hold every run's files until the workload ends (three copies and
+ * Whether the scratch disk can hold every run's files until the workload ends (four copies and
  * a margin). Deleting thousands of files makes the next ones slower to create on some file
  * systems (ext4 without a journal skips recently freed inodes, re-checking each one at every
  * create: 0.16 s for 5,000 files on a fresh folder here, 3.2 s right after deleting 5,000), so a
@@ -63,7 +66,7 @@ export async function runChild(
  */
 async function canKeepRuns(scratch: string, bytes: number): Promise<boolean> {
   const disk = await statfs(scratch);
-  return disk.bavail * disk.bsize > 3.3 * bytes + 1e9;
+  return disk.bavail * disk.bsize > 4.4 * bytes + 1e9;
 }
 
 async function measureWorkload(context: BenchContext, workload: Workload): Promise<BackupRun> {
@@ -94,29 +97,39 @@ async function measureWorkload(context: BenchContext, workload: Workload): Promi
     const before = await runBaseline();
     context.log(`  baseline ${before.seconds.toFixed(1)} s`);
 
-    const dest = join(scratch, 'backup');
     // The tool runs with its own default concurrency, as `npm run backup` does.
-    const job: BackupJob = { cloudinaryUrl: double.cloudinaryUrl, dest };
+    let backups = 0;
+    const runBackupChild = (label: string, dest: string): Promise<TransferDone> =>
+      runChild(
+        context,
+        'backupRun.ts',
+        { cloudinaryUrl: double.cloudinaryUrl, dest } satisfies BackupJob,
+        `${label}-${workload.name}`,
+        BACKUP_NODE_FLAGS,
+      );
+    const fullRun = async (): Promise<{ done: TransferDone; dest: string }> => {
+      const dest = join(scratch, `backup-${++backups}`);
+      return { done: await runBackupChild('backup', dest), dest };
+    };
     double.counters.reset();
-    const full = await runChild(context, 'backupRun.ts', job, `backup-${workload.name}`, BACKUP_NODE_FLAGS);
+    const first = await fullRun();
     const fullCounters = { ...double.counters };
-    context.log(`  backup ${full.seconds.toFixed(1)} s`);
+    context.log(`  backup ${first.done.seconds.toFixed(1)} s`);
 
     double.counters.reset();
-    const noChange = await runChild(
-      context,
-      'backupRun.ts',
-      job,
-      `rerun-${workload.name}`,
-      BACKUP_NODE_FLAGS,
-    );
+    const noChange = await runBackupChild('rerun', first.dest);
     const noChangeCounters = { ...double.counters };
     context.log(`  no-change run ${noChange.seconds.toFixed(1)} s`);
-    if (!keep) await removeScratch(dest);
+    if (!keep) await removeScratch(first.dest);
 
     // Once before and once after the tool, so a load change on a shared machine cannot flatter the tool.
     const after = await runBaseline();
     context.log(`  baseline again ${after.seconds.toFixed(1)} s`);
+    // And the tool twice too: the faster of two runs each, as the issue's own table compares.
+    const second = await fullRun();
+    context.log(`  backup again ${second.done.seconds.toFixed(1)} s`);
+    if (!keep) await removeScratch(second.dest);
+    const full = first.done.seconds <= second.done.seconds ? first.done : second.done;
 
     return {
       workload: workload.name,
@@ -126,6 +139,7 @@ async function measureWorkload(context: BenchContext, workload: Workload): Promi
       baseline: before.seconds <= after.seconds ? before : after,
       baselineRuns: [before.seconds, after.seconds],
       full,
+      fullRuns: [first.done.seconds, second.done.seconds],
       noChange,
       admin: {
         floor: adminCallFloor(library),

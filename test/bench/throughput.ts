@@ -183,7 +183,9 @@ export async function throughputSection(context: BenchContext): Promise<SectionR
       rows: runs.map(backupRow),
       notes: [
         'Ratio = baseline time / tool time (the same bytes from the same double). Tool time includes listing; the baseline is given the URLs.',
-        `Baseline: the faster of a run before and one after the tool (${runs.map((r) => `${r.workload} ${r.baselineRuns.map((t) => seconds(t)).join(' / ')}`).join(', ')}).`,
+        `Baseline: the faster of a run before and one after the tool's first (${runs.map((r) => `${r.workload} ${r.baselineRuns.map((t) => seconds(t)).join(' / ')}`).join(', ')}).`,
+        `Tool: the faster of two full runs into fresh folders, one before and one after the second baseline (${runs.map((r) => `${r.workload} ${r.fullRuns.map((t) => seconds(t)).join(' / ')}`).join(', ')}).`,
+        'Every run of a workload writes into its own folder, all removed when the workload ends.',
         `The tool's child runs with the Node settings of \`npm run backup\` (${BACKUP_NODE_FLAGS.join(' ')}).`,
         'Both make their files durable: the tool fsyncs files, folders and SQLite commits per batch; the baseline runs one `sync -f` at its end (timed).',
         'CPU s: user + system seconds of the tool process and of the baseline process (each its own child; the double serves from the bench process).',
