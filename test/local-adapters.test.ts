@@ -12,7 +12,7 @@ import { LocalObjectStore } from '../shared/local/LocalObjectStore.js';
 import { openDatabase } from '../shared/local/sqlite.js';
 import { emptyCounters } from '../shared/engine/enumerate.js';
 import { SqliteStateStore } from '../shared/local/SqliteStateStore.js';
-import type { AssetState } from '../shared/types.js';
+import type { AssetState, RunRecord } from '../shared/types.js';
 
 const REPO = join(import.meta.dirname, '..');
 const md5 = (data: Buffer | string): string => createHash('md5').update(data).digest('hex');
@@ -362,6 +362,11 @@ async function writeUntilKilled(
   return acknowledged + 1;
 }
 
+/** A run still listing, with every counter at zero. */
+function listingRun(runId: string, at: string): RunRecord {
+  return { runId, phase: 'listing', listings: {}, startedAt: at, updatedAt: at, counters: emptyCounters() };
+}
+
 describe('SqliteStateStore', () => {
   it('survives kill -9 in the middle of writes: intact file, every acknowledged commit kept', async () => {
     const dir = freshFolder('kill');
@@ -408,14 +413,7 @@ describe('SqliteStateStore', () => {
   it('adds up the counter bumps of many copies finished together and writes the run once', async () => {
     const store = new SqliteStateStore(freshFolder('counters'));
     const at = new Date().toISOString();
-    await store.putRun({
-      runId: 'run-bumps',
-      phase: 'listing',
-      listings: {},
-      startedAt: at,
-      updatedAt: at,
-      counters: emptyCounters(),
-    });
+    await store.putRun(listingRun('run-bumps', at));
     const before = store.commitStats.writes;
 
     await Promise.all(
@@ -438,14 +436,7 @@ describe('SqliteStateStore', () => {
       store.addToRunCounters('no-such-run', { replicated: 1 }),
     ]);
     const at = new Date().toISOString();
-    await store.putRun({
-      runId: 'no-such-run',
-      phase: 'listing',
-      listings: {},
-      startedAt: at,
-      updatedAt: at,
-      counters: emptyCounters(),
-    });
+    await store.putRun(listingRun('no-such-run', at));
     await store.addToRunCounters('no-such-run', { replicated: 3 });
     const run = await store.getRun('no-such-run');
     store.close();

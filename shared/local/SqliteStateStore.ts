@@ -337,9 +337,7 @@ export class SqliteStateStore implements StateStore {
       pending = { sum, written };
       this.pendingCounters.set(runId, pending);
     }
-    for (const [name, value] of Object.entries(delta) as [keyof RunCounters, number | undefined][]) {
-      if (value) pending.sum[name] = (pending.sum[name] ?? 0) + value;
-    }
+    addCounters(pending.sum, delta);
     await pending.written;
   }
 
@@ -347,9 +345,7 @@ export class SqliteStateStore implements StateStore {
     const row = this.sql.run.get(runId) as RunRow | undefined;
     if (!row) throw new Error(`run ${runId} does not exist`);
     const record = JSON.parse(row.record) as RunRecord;
-    for (const [name, value] of Object.entries(delta) as [keyof RunCounters, number | undefined][]) {
-      if (value) record.counters[name] = (record.counters[name] ?? 0) + value;
-    }
+    addCounters(record.counters, delta);
     // updatedAt is the optimistic lock of checkpoints; counter bumps must not break it.
     this.sql.putRun.run(runId, record.startedAt, row.updated_at, JSON.stringify(record));
   }
@@ -361,6 +357,13 @@ export class SqliteStateStore implements StateStore {
 
   private writeAsset(state: AssetState): void {
     this.sql.putAsset.run(state.id, state.version, state.status, JSON.stringify(state));
+  }
+}
+
+/** Adds each counter of `delta` into `into`. */
+function addCounters(into: Partial<RunCounters>, delta: Partial<RunCounters>): void {
+  for (const [name, value] of Object.entries(delta) as [keyof RunCounters, number | undefined][]) {
+    if (value) into[name] = (into[name] ?? 0) + value;
   }
 }
 
